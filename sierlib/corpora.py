@@ -1,0 +1,293 @@
+"""Corpus loaders: Emo-DB, RAVDESS and the synthetic test corpus, as one metadata table.
+
+Labels come from the file names (see ``../shared/data/README.md`` or the corpora's own
+documentation). Every problem with a corpus on disk -- a missing folder, a missing, empty,
+truncated or unreadable file, an unknown emotion code -- raises :class:`CorpusError` with the
+file's name and what to do about it, never a traceback from inside an audio library.
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ("emodb", "ravdess", "synthetic")
+PRETTY = {"emodb": "Emo-DB", "ravdess": "RAVDESS", "synthetic": "synthetic (not a real corpus)"}
+
+EMODB_EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear",
+                  "F": "happiness", "T": "sadness", "N": "neutral"}
+EMODB_GENDER = {"03": "male", "10": "male", "11": "male", "12": "male", "15": "male",
+                "08": "female", "09": "female", "13": "female", "14": "female", "16": "female"}
+RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happiness", "04": "sadness",
+                    "05": "anger", "06": "fear", "07": "disgust", "08": "surprise"}
+RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
+
+# Expected size of each complete corpus (files, speakers); the synthetic corpus carries its own.
+EXPECTED = {"emodb": (535, 10), "ravdess": (1440, 24)}
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+_EMODB_NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<code>[A-Za-z])(?P<version>[a-z])$")
+_RAVDESS_NAME = re.compile(
+    r"^(?P<modality>\d\d)-(?P<channel>\d\d)-(?P<code>\d\d)-(?P<intensity>\d\d)-"
+    r"(?P<statement>\d\d)-(?P<repetition>\d\d)-(?P<actor>\d\d)$")
+
+
+class CorpusError(RuntimeError):
+    """A corpus on disk is missing, incomplete or damaged. The message says which file and the fix."""
+
+
+def data_root(data_root: str | os.PathLike | None = None) -> Path:
+    """The folder that holds ``emodb/``, ``ravdess/`` (and ``synthetic/``).
+
+    Taken from the argument, else the environment variable ``SIER_DATA``, else ``data/`` in the
+    repository (git-ignored).
+    """
+    if data_root is None:
+        data_root = os.environ.get("SIER_DATA") or (REPO_ROOT / "data")
+    return Path(data_root).expanduser().resolve()
+
+
+def corpus_dir(corpus: str, root: str | os.PathLike | None = None) -> Path:
+    check_corpus_name(corpus)
+    return data_root(root) / corpus
+
+
+def check_corpus_name(corpus) -> str:
+    if not isinstance(corpus, str) or corpus not in CORPORA:
+        raise ValueError(f"corpus must be one of {', '.join(map(repr, CORPORA))}; got {corpus!r}")
+    return corpus
+
+
+def _fix_hint(corpus: str) -> str:
+    if corpus == "synthetic":
+        return "Regenerate it with `sier synthetic` (sierlib.synthetic.make_synthetic_corpus)."
+    return (f"Re-download it with `sier download {corpus}` (checksums verified), or point SIER_DATA "
+            f"at a complete copy.")
+
+
+def _relname(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def wav_truncation(path: str | os.PathLike) -> str | None:
+    """Describe how a RIFF/WAVE file is truncated, or return None if its data chunk is whole.
+
+    libsndfile silently shortens a WAV whose header promises more audio than the file holds, so
+    a cut-off download would otherwise load as a shorter recording. We compare the data chunk's
+    declared size with the bytes actually present.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # not a RIFF/WAVE file: soundfile will judge it
+        offset = 12
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return f"the file ends after {size} bytes, before its audio data begins"
+            cid, csize = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            offset += 8
+            if cid == b"data":
+                present = size - offset
+                if present < csize:
+                    return f"its header promises {csize} bytes of audio but only {present} are present"
+                return None
+            offset += csize + (csize & 1)
+            f.seek(offset)
+
+
+def check_audio_file(path: str | os.PathLike, corpus: str = "emodb") -> sf._SoundFileInfo:
+    """Header-level check of one audio file; returns its soundfile info or raises CorpusError."""
+    path = Path(path)
+    what = f"{PRETTY.get(corpus, corpus)} file {_relname(path)}"
+    if not path.is_file():
+        raise CorpusError(f"{what} is missing ({path}). {_fix_hint(corpus)}")
+    if path.stat().st_size == 0:
+        raise CorpusError(f"{what} is empty (0 bytes). {_fix_hint(corpus)}")
+    problem = wav_truncation(path) if path.suffix.lower() == ".wav" else None
+    if problem:
+        raise CorpusError(f"{what} is truncated: {problem}. {_fix_hint(corpus)}")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # soundfile raises RuntimeError / LibsndfileError / TypeError
+        raise CorpusError(f"{what} cannot be read as audio ({exc}). {_fix_hint(corpus)}") from None
+    if info.frames <= 0:
+        raise CorpusError(f"{what} holds no audio samples. {_fix_hint(corpus)}")
+    return info
+
+
+def read_audio(path: str | os.PathLike, sr: int | None = 22050, corpus: str = "emodb") -> np.ndarray:
+    """Read one file (.wav or .flac) as mono float32 at ``sr`` Hz (None keeps the file's rate).
+
+    Stereo files are downmixed by averaging the channels. Raises CorpusError (naming the file)
+    for a missing, empty, truncated or undecodable file.
+    """
+    path = Path(path)
+    info = check_audio_file(path, corpus)
+    what = f"{PRETTY.get(corpus, corpus)} file {_relname(path)}"
+    try:
+        y, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise CorpusError(f"{what} cannot be decoded ({exc}). {_fix_hint(corpus)}") from None
+    if len(y) < info.frames:
+        raise CorpusError(f"{what} is truncated: {len(y)} of {info.frames} samples could be "
+                          f"decoded. {_fix_hint(corpus)}")
+    y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
+    if sr is not None and sr != file_sr:
+        import librosa  # imported lazily: librosa is slow to import and only needed here
+
+        y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
+    return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def _parse_emodb(path: Path, corpus: str) -> dict:
+    m = _EMODB_NAME.match(path.stem)
+    if not m:
+        raise CorpusError(f"{PRETTY[corpus]} file {_relname(path)} does not follow the naming "
+                          f"scheme SSTTTEV (e.g. 03a01Fa.wav). Remove it or {_fix_hint(corpus)}")
+    code, speaker = m["code"], m["speaker"]
+    if code not in EMODB_EMOTIONS:
+        raise CorpusError(f"{PRETTY[corpus]} file {_relname(path)} has unknown emotion code "
+                          f"{code!r}; known codes are {', '.join(EMODB_EMOTIONS)}. {_fix_hint(corpus)}")
+    genders = EMODB_GENDER if corpus == "emodb" else None
+    if genders is not None and speaker not in genders:
+        raise CorpusError(f"Emo-DB file {_relname(path)} names unknown speaker {speaker!r}. "
+                          f"{_fix_hint(corpus)}")
+    return {"speaker": speaker, "gender": genders[speaker] if genders else None,
+            "emotion": EMODB_EMOTIONS[code], "emotion_code": code,
+            "text": m["text"], "version": m["version"]}
+
+
+def _parse_ravdess(path: Path) -> dict:
+    m = _RAVDESS_NAME.match(path.stem)
+    if not m:
+        raise CorpusError(f"RAVDESS file {_relname(path)} does not follow the naming scheme "
+                          f"MM-VV-EE-II-SS-RR-AA (e.g. 03-01-06-01-02-01-12.wav). Remove it or "
+                          f"{_fix_hint('ravdess')}")
+    if m["code"] not in RAVDESS_EMOTIONS:
+        raise CorpusError(f"RAVDESS file {_relname(path)} has unknown emotion code {m['code']!r}; "
+                          f"known codes are 01-08. {_fix_hint('ravdess')}")
+    if (m["modality"], m["channel"]) != ("03", "01"):
+        raise CorpusError(f"RAVDESS file {_relname(path)} is not audio-only speech (modality 03, "
+                          f"channel 01). Use Audio_Speech_Actors_01-24.zip. {_fix_hint('ravdess')}")
+    actor = int(m["actor"])
+    if not 1 <= actor <= 24 or path.parent.name != f"Actor_{m['actor']}":
+        raise CorpusError(f"RAVDESS file {_relname(path)} names actor {m['actor']} but lies in "
+                          f"{path.parent.name}/. {_fix_hint('ravdess')}")
+    return {"speaker": m["actor"], "gender": "male" if actor % 2 else "female",
+            "emotion": RAVDESS_EMOTIONS[m["code"]], "emotion_code": m["code"],
+            "intensity": "normal" if m["intensity"] == "01" else "strong",
+            "statement": m["statement"], "repetition": int(m["repetition"])}
+
+
+def _expected_names(corpus: str) -> list[str] | None:
+    """Relative paths (without suffix) of every audio file of a complete corpus, from the
+    checksum lists shipped in sierlib, so a missing file can be named."""
+    from .download import read_checksums
+
+    if corpus == "emodb":
+        return sorted(p[:-4] for p in read_checksums("emodb") if p.startswith("wav/"))
+    if corpus == "ravdess":
+        return sorted(p[:-4] for p in read_checksums("ravdess"))
+    return None
+
+
+def _audio_files(root: Path, corpus: str) -> list[Path]:
+    if corpus in ("emodb", "synthetic"):
+        candidates = (root / "wav").glob("*")
+    else:
+        candidates = root.glob("Actor_*/*")
+    files = [p for p in candidates if p.suffix.lower() in AUDIO_SUFFIXES]
+    # A corpus may be stored as .wav (as distributed) or .flac (re-encoded losslessly); one
+    # recording in both forms would be counted twice, so prefer the original .wav.
+    by_stem = {}
+    for p in sorted(files, key=lambda p: (p.suffix.lower() != ".wav", str(p))):
+        by_stem.setdefault(p.with_suffix(""), p)
+    return sorted(by_stem.values())
+
+
+def load_metadata(corpus: str = "emodb", data_root: str | os.PathLike | None = None,
+                  check: bool = True) -> pd.DataFrame:
+    """Load one corpus's metadata table.
+
+    Parameters
+    ----------
+    corpus : {"emodb", "ravdess", "synthetic"}
+    data_root : path, optional
+        Folder holding the corpora; defaults to ``SIER_DATA`` or ``data/`` in the repository.
+    check : bool
+        Check that the corpus is complete (every expected file present) and every file's header
+        is sound (not empty, not truncated, readable). Raises CorpusError otherwise.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per utterance, sorted by path, with columns ``utterance, path, corpus, speaker,
+        gender, emotion, emotion_code, duration, sample_rate, channels`` and the corpus's own
+        fields (Emo-DB: ``text, version``; RAVDESS: ``intensity, statement, repetition``).
+    """
+    corpus = check_corpus_name(corpus)
+    root = corpus_dir(corpus, data_root)
+    if not root.is_dir():
+        raise CorpusError(
+            f"{PRETTY[corpus]} was not found at {root}. Set SIER_DATA (or data_root=) to the folder "
+            f"that holds {corpus}/, or {_fix_hint(corpus)[0].lower() + _fix_hint(corpus)[1:]}")
+    files = _audio_files(root, corpus)
+    expected = _expected_names(corpus) if check else None
+    if expected is not None:
+        have = {str(p.relative_to(root).with_suffix("")) for p in files}
+        missing = [e for e in expected if e not in have]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise CorpusError(f"{PRETTY[corpus]} at {root} is incomplete: {len(missing)} of "
+                              f"{len(expected)} audio files are missing ({shown}). {_fix_hint(corpus)}")
+    rows = []
+    genders = _synthetic_genders(root) if corpus == "synthetic" else None
+    for p in files:
+        row = _parse_ravdess(p) if corpus == "ravdess" else _parse_emodb(p, corpus)
+        if genders is not None:
+            if row["speaker"] not in genders:
+                raise CorpusError(f"synthetic file {_relname(p)} names a speaker missing from "
+                                  f"speakers.csv. {_fix_hint(corpus)}")
+            row["gender"] = genders[row["speaker"]]
+        if check:
+            info = check_audio_file(p, corpus)
+        else:
+            info = sf.info(str(p))
+        row.update(utterance=p.stem, path=str(p), corpus=corpus, duration=info.frames / info.samplerate,
+                   sample_rate=info.samplerate, channels=info.channels)
+        rows.append(row)
+    if not rows:
+        raise CorpusError(f"{PRETTY[corpus]} at {root} holds no audio files. {_fix_hint(corpus)}")
+    df = pd.DataFrame(rows)
+    if check and corpus in EXPECTED:
+        n_files, n_speakers = EXPECTED[corpus]
+        if len(df) != n_files or df["speaker"].nunique() != n_speakers:
+            raise CorpusError(f"{PRETTY[corpus]} at {root} has {len(df)} files from "
+                              f"{df['speaker'].nunique()} speakers; a complete copy has {n_files} "
+                              f"files from {n_speakers}. {_fix_hint(corpus)}")
+    first = ["utterance", "path", "corpus", "speaker", "gender", "emotion", "emotion_code",
+             "duration", "sample_rate", "channels"]
+    return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)
+
+
+def _synthetic_genders(root: Path) -> dict:
+    table = root / "speakers.csv"
+    if not table.is_file():
+        raise CorpusError(f"synthetic corpus at {root} has no speakers.csv. {_fix_hint('synthetic')}")
+    df = pd.read_csv(table, dtype=str)
+    return dict(zip(df["speaker"], df["gender"]))
+
+
+def corpus_summary(meta: pd.DataFrame) -> pd.DataFrame:
+    """Counts of utterances per emotion and gender, with speakers and total duration."""
+    table = pd.crosstab(meta["emotion"], meta["gender"], margins=True, margins_name="all")
+    return table

@@ -1,0 +1,182 @@
+"""Download the corpora from their official sources and verify every file against sha256 lists.
+
+The lists in ``sierlib/checksums/`` were built from the verified copies in the project's shared
+data: ``emodb.sha256`` (every file of Emo-DB's ``download.zip``), ``ravdess.sha256`` (the original
+RAVDESS ``.wav`` files) and ``ravdess-flac.sha256`` (the lossless FLAC copies some labs keep).
+
+A download goes to ``<data_root>/.downloads/<archive>.part`` and is renamed only when complete; the
+archive is unpacked into a temporary folder beside the target, verified there, and moved into
+place in one rename. An interrupted download, a damaged archive or a bad checksum therefore
+leaves no half-unpacked corpus behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .corpora import PRETTY, CorpusError, check_corpus_name, data_root as _data_root
+
+SOURCES = {
+    "emodb": {"url": "http://emodb.bilderbar.info/download/download.zip", "archive": "emodb-download.zip",
+              "licence": "free for research; cite Burkhardt et al., Interspeech 2005"},
+    "ravdess": {"url": "https://zenodo.org/records/1188976/files/Audio_Speech_Actors_01-24.zip?download=1",
+                "archive": "Audio_Speech_Actors_01-24.zip",
+                "licence": "CC BY-NC-SA 4.0; cite Livingstone & Russo, PLOS ONE 13(5), 2018"},
+}
+CHECKSUM_LISTS = {"emodb": "emodb.sha256", "ravdess": "ravdess.sha256", "ravdess-flac": "ravdess-flac.sha256"}
+
+
+def read_checksums(name: str) -> dict[str, str]:
+    """Map relative path -> sha256 for a shipped list ("emodb", "ravdess" or "ravdess-flac")."""
+    if name not in CHECKSUM_LISTS:
+        raise ValueError(f"no checksum list named {name!r}; choose from {', '.join(CHECKSUM_LISTS)}")
+    text = resources.files("sierlib").joinpath("checksums", CHECKSUM_LISTS[name]).read_text()
+    out = {}
+    for line in text.splitlines():
+        if line.strip():
+            digest, rel = line.split(maxsplit=1)
+            out[rel.strip().removeprefix("./")] = digest
+    return out
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_files(folder: str | os.PathLike, checksums: dict[str, str], progress: bool = True,
+                 desc: str = "verify") -> list[str]:
+    """Check each listed file under ``folder``; return a list of problems (empty when all good)."""
+    folder = Path(folder)
+    problems = []
+    for rel, digest in tqdm(sorted(checksums.items()), desc=desc, unit="file", disable=not progress):
+        p = folder / rel
+        if not p.is_file():
+            problems.append(f"{rel}: missing")
+        elif sha256_file(p) != digest:
+            problems.append(f"{rel}: sha256 mismatch")
+    return problems
+
+
+def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
+    """Verify an unpacked corpus file by file; raises CorpusError naming the bad files.
+
+    RAVDESS is accepted as the original ``.wav`` files or as lossless ``.flac`` copies.
+    """
+    check_corpus_name(corpus)
+    if corpus not in SOURCES:
+        raise ValueError("only emodb and ravdess have checksum lists")
+    folder = _data_root(data_root) / corpus
+    if not folder.is_dir():
+        raise CorpusError(f"{PRETTY[corpus]} was not found at {folder}; run `sier download {corpus}`.")
+    lists = ["emodb"] if corpus == "emodb" else ["ravdess", "ravdess-flac"]
+    if corpus == "ravdess" and not any(folder.glob("Actor_01/*.wav")):
+        lists = ["ravdess-flac"]
+    problems = verify_files(folder, read_checksums(lists[0]), progress, desc=f"verify {corpus}")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise CorpusError(f"{PRETTY[corpus]} at {folder} failed verification: {shown}. "
+                          f"Re-download it with `sier download {corpus} --force`.")
+
+
+def fetch(url: str, dest: str | os.PathLike, progress: bool = True, timeout: float = 60) -> Path:
+    """Stream ``url`` to ``dest`` through ``dest.part``, with a progress bar; atomic on success."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(part, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                while block := resp.read(1 << 16):
+                    out.write(block)
+                    bar.update(len(block))
+        if total is not None and part.stat().st_size != total:
+            raise OSError(f"download of {url} stopped after {part.stat().st_size} of {total} bytes")
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def _find_base(extracted: Path, first_rel: str) -> Path:
+    """The folder inside an unpacked archive that holds the corpus's files (archives may wrap
+    them in one extra top-level folder)."""
+    for base in [extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())]:
+        if (base / first_rel).is_file():
+            return base
+    raise CorpusError(f"the archive does not contain {first_rel}; is it the right file?")
+
+
+def download_corpus(corpus: str, data_root=None, url: str | None = None, force: bool = False,
+                    keep_archive: bool = False, progress: bool = True) -> Path:
+    """Download, unpack and verify one corpus into ``<data_root>/<corpus>``.
+
+    Parameters
+    ----------
+    corpus : {"emodb", "ravdess"}
+    data_root : path, optional
+        Where corpora live (default ``SIER_DATA`` or ``data/`` in the repository).
+    url : str, optional
+        Override the official source (a mirror, or a local server in tests).
+    force : bool
+        Replace an existing copy (only after the new one has been verified).
+    keep_archive : bool
+        Keep the downloaded zip in ``<data_root>/.downloads``.
+
+    Returns
+    -------
+    Path of the verified corpus folder.
+    """
+    check_corpus_name(corpus)
+    if corpus not in SOURCES:
+        raise ValueError(f"corpus must be 'emodb' or 'ravdess' to download; got {corpus!r} "
+                         f"(the synthetic corpus is generated: `sier synthetic`)")
+    root = _data_root(data_root)
+    target = root / corpus
+    if target.exists() and not force:
+        verify_corpus(corpus, root, progress)
+        return target
+    archive = root / ".downloads" / SOURCES[corpus]["archive"]
+    if not archive.is_file():
+        fetch(url or SOURCES[corpus]["url"], archive, progress)
+    checksums = read_checksums(corpus)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{corpus}-", dir=root))
+    try:
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                members = zf.infolist()
+                for m in tqdm(members, desc=f"unpack {archive.name}", unit="file", disable=not progress):
+                    zf.extract(m, tmp)
+        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            archive.unlink(missing_ok=True)  # a damaged archive must be fetched again
+            raise CorpusError(f"{archive} is not a complete zip archive ({exc}); it was removed, "
+                              f"run `sier download {corpus}` again.") from None
+        base = _find_base(tmp, next(iter(sorted(checksums))))
+        problems = verify_files(base, checksums, progress, desc=f"verify {corpus}")
+        if problems:
+            archive.unlink(missing_ok=True)
+            shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+            raise CorpusError(f"the downloaded {PRETTY[corpus]} failed verification ({shown}); "
+                              f"nothing was installed and the archive was removed. Try again, or "
+                              f"check the source.")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(base, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not keep_archive:
+        archive.unlink(missing_ok=True)
+    return target

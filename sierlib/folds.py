@@ -1,0 +1,77 @@
+"""Speaker-independent folds (paper section 4.1): leave-two-speakers-out, gender balanced.
+
+Each fold tests on one male and one female speaker, validates on the next male and female, and
+trains on the rest: Emo-DB gives 5 folds of 6 / 2 / 2 speakers, RAVDESS 12 folds of 20 / 2 / 2.
+Males and females are each sorted by id and paired by rank, so fold k tests on the k-th male and
+k-th female and validates on the (k+1)-th (cyclically). Every speaker is a test speaker in
+exactly one fold (and a validation speaker in exactly one), and the folds are deterministic.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .corpora import REPO_ROOT
+
+ROLES = ("train", "val", "test")
+
+
+def make_folds(meta: pd.DataFrame) -> pd.DataFrame:
+    """Fold table with columns ``fold, speaker, gender, role`` (one row per fold and speaker).
+
+    The number of folds is the number of speakers of each gender (5 for Emo-DB, 12 for RAVDESS).
+    """
+    speakers = meta[["speaker", "gender"]].drop_duplicates().sort_values("speaker")
+    if speakers["speaker"].duplicated().any():
+        raise ValueError("a speaker appears with two genders in the metadata")
+    males = sorted(speakers.loc[speakers.gender == "male", "speaker"])
+    females = sorted(speakers.loc[speakers.gender == "female", "speaker"])
+    if len(males) != len(females) or len(males) < 3:
+        raise ValueError(f"gender-balanced leave-two-speakers-out folds need equal numbers (>= 3) of "
+                         f"male and female speakers; got {len(males)} male, {len(females)} female")
+    n = len(males)
+    rows = []
+    for k in range(n):
+        role_of = {}
+        for group in (males, females):
+            role_of[group[k]] = "test"
+            role_of[group[(k + 1) % n]] = "val"
+        for spk, gender in speakers.itertuples(index=False):
+            rows.append({"fold": k, "speaker": spk, "gender": gender, "role": role_of.get(spk, "train")})
+    return pd.DataFrame(rows)
+
+
+def n_folds(folds: pd.DataFrame) -> int:
+    return int(folds["fold"].nunique())
+
+
+def fold_speakers(folds: pd.DataFrame, fold: int) -> dict[str, list[str]]:
+    """``{"train": [...], "val": [...], "test": [...]}`` speaker ids of one fold."""
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < n_folds(folds):
+        raise ValueError(f"fold must be an int in 0..{n_folds(folds) - 1}; got {fold!r}")
+    f = folds[folds["fold"] == fold]
+    return {role: sorted(f.loc[f.role == role, "speaker"]) for role in ROLES}
+
+
+def split_metadata(meta: pd.DataFrame, folds: pd.DataFrame, fold: int) -> dict[str, pd.DataFrame]:
+    """The metadata rows of each role in one fold."""
+    spk = fold_speakers(folds, fold)
+    return {role: meta[meta["speaker"].isin(s)].reset_index(drop=True) for role, s in spk.items()}
+
+
+def write_fold_table(folds: pd.DataFrame, corpus: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``results/folds/<corpus>.csv`` (columns fold, speaker, gender, role)."""
+    out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "results" / "folds"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{corpus}.csv"
+    tmp = path.with_suffix(".csv.tmp")
+    folds.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return path
+
+
+def fold_grid(folds: pd.DataFrame) -> pd.DataFrame:
+    """Speaker x fold table of roles, for display."""
+    return folds.pivot(index=["gender", "speaker"], columns="fold", values="role")
