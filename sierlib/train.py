@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .corpora import REPO_ROOT, check_corpus_name, load_metadata
-from .features import Features, extract_features, fit_standardiser, standardise
+from .features import Features, check_feature_params, extract_features, fit_standardiser, standardise
 from .folds import fold_speakers, make_folds, split_metadata
 from .model import SIERNet, adversarial_weight
 
@@ -92,6 +92,23 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but CUDA is not available here; use device='cpu' or 'auto'")
     return torch.device(device)
+
+
+def make_params(features: dict | None = None, **kwargs) -> dict:
+    """The full, validated parameter set of a run (DEFAULTS updated by kwargs), with the feature
+    parameters under "features"; this is what names the run and what its record stores."""
+    unknown = set(kwargs) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown run parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    params = {**DEFAULTS, **kwargs}
+    if _is_num(params["gamma"]):
+        params["gamma"] = float(params["gamma"])
+    for name in ("lr", "dropout", "weight_decay"):
+        if _is_num(params[name]):
+            params[name] = float(params[name])
+    check_params(params)
+    params["features"] = check_feature_params(**(features or {}))
+    return params
 
 
 def run_name(params: dict) -> str:
@@ -231,19 +248,18 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
     passed to reuse loaded metadata and features across runs. The record is written atomically
     to ``<out_dir>/<corpus>/<run_name>.json`` (``out_dir`` default ``results/runs``).
     """
-    params = dict(corpus=corpus, fold=fold, gamma=None if gamma is None else float(gamma) if _is_num(gamma) else gamma,
-                  n_cnn_layers=n_cnn_layers, kernel_size=kernel_size, n_filters=n_filters,
-                  gru_hidden=gru_hidden, fc_hidden=fc_hidden, dropout=dropout, epochs=epochs,
-                  batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed, device=device)
-    check_params(params)
-    feature_params = dict(feature_params or {})
+    params = make_params(corpus=corpus, fold=fold, gamma=gamma, n_cnn_layers=n_cnn_layers,
+                         kernel_size=kernel_size, n_filters=n_filters, gru_hidden=gru_hidden,
+                         fc_hidden=fc_hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr,
+                         weight_decay=weight_decay, seed=seed, device=device, features=feature_params)
     dev = resolve_device(device)
     t0 = time.time()
     if meta is None:
         meta = load_metadata(corpus, data_root)
     if feats is None:
-        feats = extract_features(meta, progress=progress, **feature_params)
-    params["features"] = feats.params
+        feats = extract_features(meta, progress=progress, **params["features"])
+    elif feats.params != params["features"]:
+        raise ValueError(f"feats were computed with {feats.params}, but the run asks for {params['features']}")
     data = prepare_fold(meta, feats, fold)
     _seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -305,7 +321,7 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
     metrics = emotion_metrics(te["y"].numpy(), t_pred, data["emotions"])
     record = {
         "status": "finished",
-        "name": run_name({k: v for k, v in params.items() if k != "features"}),
+        "name": run_name(params),
         "params": params,
         "synthetic": corpus == "synthetic",
         "speakers": {"train": data["train_speakers"], "val": sorted(set(va["speakers"])),

@@ -1,0 +1,92 @@
+"""Command line: ``sier <command>`` (or ``python -m sierlib.cli``). ``sier --help`` lists commands."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .corpora import PRETTY, CorpusError
+
+
+def cmd_summary(args) -> None:
+    """Corpus summary and fold tables (writes results/folds/<corpus>.csv)."""
+    import pandas as pd
+
+    from .corpora import load_metadata
+    from .folds import fold_grid, make_folds, write_fold_table
+
+    pd.set_option("display.width", 200)
+    for corpus in args.corpora:
+        meta = load_metadata(corpus, args.data_root)
+        print(f"\n== {PRETTY[corpus]}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
+              f"{meta.duration.sum() / 60:.1f} min ==")
+        print(pd.crosstab(meta.emotion, meta.gender, margins=True, margins_name="all").to_string())
+        folds = make_folds(meta)
+        path = write_fold_table(folds, corpus)
+        print(f"\nFolds ({folds.fold.nunique()}, written to {path}):")
+        print(fold_grid(folds).to_string())
+
+
+def cmd_download(args) -> None:
+    from .download import SOURCES, download_corpus
+
+    for corpus in args.corpora:
+        print(f"{PRETTY[corpus]} ({SOURCES[corpus]['licence']})")
+        path = download_corpus(corpus, args.data_root, url=args.url, force=args.force)
+        print(f"verified: {path}")
+
+
+def cmd_verify(args) -> None:
+    from .download import verify_corpus
+
+    for corpus in args.corpora:
+        verify_corpus(corpus, args.data_root)
+        print(f"{PRETTY[corpus]}: every file matches its sha256")
+
+
+def cmd_synthetic(args) -> None:
+    from .synthetic import make_synthetic_corpus
+
+    print(make_synthetic_corpus(args.data_root, overwrite=True))
+
+
+def cmd_reproduce(args) -> None:
+    from .experiments import reproduce_headline
+
+    reproduce_headline(corpus=args.corpus, epochs=args.epochs, folds=args.folds, data_root=args.data_root,
+                       device=args.device)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="sier", description=__doc__)
+    ap.add_argument("--data-root", default=None, help="folder holding the corpora (default: $SIER_DATA or data/)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("summary", help=cmd_summary.__doc__)
+    p.add_argument("corpora", nargs="*", default=["emodb", "ravdess"], choices=["emodb", "ravdess", "synthetic"])
+    p.set_defaults(func=cmd_summary)
+    p = sub.add_parser("download", help="download a corpus from its official source and verify it")
+    p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
+    p.add_argument("--url", default=None, help="a mirror instead of the official source")
+    p.add_argument("--force", action="store_true", help="replace an existing copy")
+    p.set_defaults(func=cmd_download)
+    p = sub.add_parser("verify", help="check every file of a corpus against the shipped sha256 list")
+    p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("synthetic", help="generate the synthetic test corpus under the data root")
+    p.set_defaults(func=cmd_synthetic)
+    p = sub.add_parser("reproduce", help="the paper's headline experiment (Table 1 best setting vs without AL)")
+    p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
+    p.add_argument("--epochs", type=int, default=None, help="override the training epochs")
+    p.add_argument("--folds", type=int, nargs="*", default=None, help="only these folds")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_reproduce)
+    args = ap.parse_args(argv)
+    try:
+        args.func(args)
+    except (CorpusError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
