@@ -1,0 +1,42 @@
+# Two commands for a fresh clone (see README):  make run   and   make test
+# Both create .venv with python3 -m venv and install the project into it when needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900
+
+.PHONY: setup run test test-unit test-notebooks summary benchmark clean-cache
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch is pinned to the CPU build 2.13.0 in pyproject.toml (an unpinned torch pulls CUDA)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+# The main job: the paper's headline experiment on Emo-DB (Table 1 best setting vs without AL).
+run: setup
+	$(PY) -m sierlib.cli reproduce
+
+# Unit tests, real-corpus tests (when SIER_DATA holds the corpora) and the notebooks under nbval.
+test: setup
+	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(NBVAL) notebooks
+
+test-unit: setup
+	$(PY) -m pytest -q tests
+
+test-notebooks: setup
+	$(PY) -m pytest -q $(NBVAL) notebooks
+
+summary: setup
+	$(PY) -m sierlib.cli summary
+
+benchmark: setup
+	$(PY) -m sierlib.benchmarks features
+	$(PY) -m sierlib.benchmarks train
+
+clean-cache:
+	rm -rf cache
