@@ -15,7 +15,7 @@ def cmd_summary(args) -> None:
     from .folds import fold_grid, make_folds, write_fold_table
 
     pd.set_option("display.width", 200)
-    for corpus in args.corpora:
+    for corpus in args.corpora or ["emodb", "ravdess"]:
         meta = load_metadata(corpus, args.data_root)
         print(f"\n== {PRETTY[corpus]}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
               f"{meta.duration.sum() / 60:.1f} min ==")
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None, help="folder holding the corpora (default: $SIER_DATA or data/)")
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("summary", help=cmd_summary.__doc__)
-    p.add_argument("corpora", nargs="*", default=["emodb", "ravdess"], choices=["emodb", "ravdess", "synthetic"])
+    p.add_argument("corpora", nargs="*", help="emodb, ravdess or synthetic (default: emodb ravdess)")
     p.set_defaults(func=cmd_summary)
     p = sub.add_parser("download", help="download a corpus from its official source and verify it")
     p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])

@@ -243,9 +243,14 @@ def load_metadata(corpus: str = "emodb", data_root: str | os.PathLike | None = N
     files = _audio_files(root, corpus)
     expected = _expected_names(corpus) if check else None
     if expected is not None:
-        have = {str(p.relative_to(root).with_suffix("")) for p in files}
+        # as_posix: the expected names use "/", which str() of a relative path does not on Windows
+        have = {p.relative_to(root).with_suffix("").as_posix() for p in files}
         missing = [e for e in expected if e not in have]
         if missing:
+            # name the missing files in full, with the suffix the rest of this copy uses
+            suffixes = [p.suffix.lower() for p in files]
+            suffix = max(AUDIO_SUFFIXES, key=suffixes.count) if suffixes else ".wav"
+            missing = [e + suffix for e in missing]
             shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             raise CorpusError(f"{PRETTY[corpus]} at {root} is incomplete: {len(missing)} of "
                               f"{len(expected)} audio files are missing ({shown}). {_fix_hint(corpus)}")

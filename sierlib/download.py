@@ -117,7 +117,8 @@ def _find_base(extracted: Path, first_rel: str) -> Path:
     for base in [extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())]:
         if (base / first_rel).is_file():
             return base
-    raise CorpusError(f"the archive does not contain {first_rel}; is it the right file?")
+    raise CorpusError(f"the archive does not contain {first_rel}; is it the right file? It was "
+                      f"removed; check the URL and try again.")
 
 
 def download_corpus(corpus: str, data_root=None, url: str | None = None, force: bool = False,
@@ -154,17 +155,25 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
         fetch(url or SOURCES[corpus]["url"], archive, progress)
     checksums = read_checksums(corpus)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{corpus}-", dir=root))
+    # Unpack into a folder made with mkdir, not into mkdtemp's own (mode 0700): an archive without
+    # a wrapper folder would otherwise install a corpus folder only its owner can read.
+    unpacked = tmp / "unpacked"
     try:
+        unpacked.mkdir()
         try:
             with zipfile.ZipFile(archive) as zf:
                 members = zf.infolist()
                 for m in tqdm(members, desc=f"unpack {archive.name}", unit="file", disable=not progress):
-                    zf.extract(m, tmp)
+                    zf.extract(m, unpacked)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             archive.unlink(missing_ok=True)  # a damaged archive must be fetched again
             raise CorpusError(f"{archive} is not a complete zip archive ({exc}); it was removed, "
                               f"run `sier download {corpus}` again.") from None
-        base = _find_base(tmp, next(iter(sorted(checksums))))
+        try:
+            base = _find_base(unpacked, next(iter(sorted(checksums))))
+        except CorpusError:
+            archive.unlink(missing_ok=True)  # the wrong file: kept, it would be reused next time
+            raise
         problems = verify_files(base, checksums, progress, desc=f"verify {corpus}")
         if problems:
             archive.unlink(missing_ok=True)
@@ -173,8 +182,17 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
                               f"nothing was installed and the archive was removed. Try again, or "
                               f"check the source.")
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(base, target)
+            # Move the old copy aside (one rename) rather than deleting it first: the corpus is
+            # never half-deleted, and the finally clause removes the old copy with tmp.
+            old = tmp / "old"
+            os.replace(target, old)
+            try:
+                os.replace(base, target)
+            except BaseException:
+                os.replace(old, target)
+                raise
+        else:
+            os.replace(base, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not keep_archive:

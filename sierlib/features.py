@@ -193,6 +193,84 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int = 20, n
     return feats
 
 
+def _trim_bounds(path: str, corpus: str, sr: int, top_db: float, highpass_hz: float | None,
+                 n_fft: int, hop_length: int) -> tuple[int, int, int]:
+    y = read_audio(path, sr=sr, corpus=corpus)
+    y = highpass(y, sr, highpass_hz)
+    _, (start, end) = trim_silence(y, top_db, n_fft, hop_length)
+    return len(y), start, end
+
+
+def silence_margins(meta: pd.DataFrame, *, sr: int = 22050, top_db: float = 30.0,
+                    highpass_hz: float | None = 80.0, n_fft: int = 2048, hop_length: int = 512,
+                    n_jobs: int = -1, progress: bool = True) -> pd.DataFrame:
+    """Leading and trailing silence that the trimming step cuts from each recording.
+
+    Runs steps 1-3 of the pipeline (read at ``sr``, high-pass, trim) exactly as
+    :func:`extract_features` does, but keeps only where the speech starts and ends.
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        Metadata from :func:`sierlib.corpora.load_metadata` (one or more corpora).
+    sr, top_db, highpass_hz, n_fft, hop_length
+        Feature parameters, as for :func:`extract_features` (``n_fft`` and ``hop_length`` are
+        the frame and hop of the trimming).
+    n_jobs : int
+        Processes (-1: all cores; 1: a plain loop in this process).
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per utterance, in meta's order, with ``utterance, corpus, speaker, gender,
+        emotion``, ``n_samples`` (length read at ``sr``), ``start`` and ``end`` (the kept samples
+        ``[start, end)``), ``trimmed_samples`` (``end - start``, the length that
+        :attr:`Features.n_samples` holds) and ``leading_s``, ``trailing_s``, ``speech_s`` in seconds.
+    """
+    params = check_feature_params(sr=sr, n_fft=n_fft, hop_length=hop_length, top_db=top_db,
+                                  highpass_hz=highpass_hz)
+    items = [delayed(_trim_bounds)(p, c, params["sr"], params["top_db"], params["highpass_hz"],
+                                   params["n_fft"], params["hop_length"])
+             for p, c in zip(meta["path"], meta["corpus"])]
+    bounds = np.array(_parallel(n_jobs, "read, filter, trim", items, progress), dtype=np.int64).reshape(-1, 3)
+    out = meta[["utterance", "corpus", "speaker", "gender", "emotion"]].reset_index(drop=True).copy()
+    out["n_samples"], out["start"], out["end"] = bounds[:, 0], bounds[:, 1], bounds[:, 2]
+    out["trimmed_samples"] = out["end"] - out["start"]
+    out["leading_s"] = out["start"] / sr
+    out["trailing_s"] = (out["n_samples"] - out["end"]) / sr
+    out["speech_s"] = out["trimmed_samples"] / sr
+    return out
+
+
+def padding_fraction(n_samples, hop_length: int = 512, length: int | None = None) -> np.ndarray:
+    """Share of each MFCC map's frames that lie in the zero padding, from trimmed lengths.
+
+    The same quantity as :attr:`Features.padding_fraction`, computed without the MFCC maps (for
+    instance from ``silence_margins(...)["trimmed_samples"]``).
+
+    Parameters
+    ----------
+    n_samples : array_like of int
+        Trimmed length of each recording, in samples.
+    hop_length : int
+        Hop of the MFCC frames.
+    length : int, optional
+        Padded length in samples; defaults to the longest recording (as :func:`extract_features`
+        pads).
+
+    Returns
+    -------
+    numpy.ndarray
+        One share in [0, 1) per recording.
+    """
+    n = np.asarray(n_samples, dtype=np.int64)
+    length = int(n.max()) if length is None else int(length)
+    n_frames = length // hop_length + 1  # centred frames, as librosa computes them
+    return 1.0 - np.minimum(1.0, (n // hop_length + 1) / n_frames)
+
+
 def fit_standardiser(X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-coefficient mean and std over all training frames (padding included, as the network
     sees it). Fit on the training speakers of a fold only."""

@@ -132,7 +132,8 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None, s
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     chunks = list(torch.split(order, batch_size))
     if len(chunks) > 1 and len(chunks[-1]) == 1:
-        chunks[-2] = torch.cat([chunks[-2], chunks.pop()])
+        last = chunks.pop()
+        chunks[-1] = torch.cat([chunks[-1], last])
     return chunks
 
 

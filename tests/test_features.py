@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+import sierlib.features as features
+from sierlib.features import (check_feature_params, extract_features, fit_standardiser, highpass,
+                              standardise, trim_silence)
+
+
+def test_highpass_removes_rumble_and_keeps_voice():
+    sr = 16000
+    t = np.arange(sr) / sr
+    rumble = np.sin(2 * np.pi * 20 * t).astype(np.float32)
+    voice = np.sin(2 * np.pi * 300 * t).astype(np.float32)
+    assert np.std(highpass(rumble, sr, 80.0)) < 0.05 * np.std(rumble)
+    assert np.std(highpass(voice, sr, 80.0)) > 0.95 * np.std(voice)
+    assert highpass(voice, sr, None) is voice
+
+
+def test_trim_cuts_leading_and_trailing_silence():
+    sr = 16000
+    tone = 0.5 * np.sin(2 * np.pi * 200 * np.arange(sr) / sr).astype(np.float32)
+    y = np.concatenate([np.zeros(sr // 2, np.float32), tone, np.zeros(sr // 2, np.float32)])
+    trimmed, (start, end) = trim_silence(y, top_db=30)
+    assert abs(len(trimmed) - sr) < 2048 + 1  # within one frame of the tone's length
+    assert abs(start - sr // 2) <= 2048
+
+
+@pytest.mark.parametrize("bad", [{"sr": "22050"}, {"n_mfcc": 0}, {"top_db": -1}, {"highpass_hz": 20000.0},
+                                 {"hop_length": 2.5}, {"n_fft": True}])
+def test_feature_params_are_checked(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        check_feature_params(**bad)
+
+
+def test_features_shape_padding_and_cache(synthetic_meta, synthetic_feats, synthetic_cache):
+    f = synthetic_feats
+    n_frames = 1 + f.n_samples.max() // 512
+    assert f.X.shape == (len(synthetic_meta), 20, n_frames)
+    assert f.X.dtype == np.float32 and np.isfinite(f.X).all()
+    assert list(f.utterances) == list(synthetic_meta.utterance)
+    # every recording was trimmed: synthetic files carry 0.1-0.3 s of silence at each end
+    durations = synthetic_meta.duration.to_numpy()
+    assert (f.n_samples / 22050 < durations - 0.1).all()
+    # the longest recording has (almost) no padding, the others have some
+    assert f.padding_fraction.min() < 0.01 and f.padding_fraction.max() > 0.1
+    again = extract_features(synthetic_meta, cache=synthetic_cache, n_jobs=1, progress=False)
+    assert again.from_cache and np.array_equal(again.X, f.X)
+    other = extract_features(synthetic_meta, cache=synthetic_cache, n_jobs=1, progress=False, n_mfcc=13)
+    assert not other.from_cache and other.X.shape[1] == 13
+
+
+def test_parallel_path_matches_the_single_process_loop(synthetic_meta, synthetic_feats):
+    sub = synthetic_meta.iloc[:12]
+    serial = extract_features(sub, use_cache=False, n_jobs=1, progress=False)
+    parallel = extract_features(sub, use_cache=False, n_jobs=2, progress=False)
+    assert np.allclose(serial.X, parallel.X, atol=1e-5)
+
+
+def test_a_crash_while_writing_leaves_no_valid_cache_entry(synthetic_meta, tmp_path, monkeypatch):
+    sub = synthetic_meta.iloc[:4]
+
+    def boom(f, **arrays):
+        f.write(b"partial")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(features.np, "savez", boom)
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(sub, cache=tmp_path, n_jobs=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    fresh = extract_features(sub, cache=tmp_path, n_jobs=1, progress=False)
+    assert not fresh.from_cache
+    assert extract_features(sub, cache=tmp_path, n_jobs=1, progress=False).from_cache
+
+
+def test_standardiser_uses_only_the_data_it_is_given():
+    rng = np.random.default_rng(0)
+    train = rng.normal(3.0, 2.0, size=(50, 4, 30)).astype(np.float32)
+    test = rng.normal(-5.0, 1.0, size=(10, 4, 30)).astype(np.float32)
+    mean, std = fit_standardiser(train)
+    z = standardise(train, mean, std)
+    assert np.allclose(z.mean(axis=(0, 2)), 0, atol=1e-4) and np.allclose(z.std(axis=(0, 2)), 1, atol=1e-3)
+    assert standardise(test, mean, std).mean() < -3  # test data is not re-centred
+
+
+@pytest.mark.real
+def test_real_emodb_features(emodb_meta):
+    f = extract_features(emodb_meta, progress=False)
+    assert f.X.shape[:2] == (535, 20)
+    assert f.X.shape[2] == 1 + f.n_samples.max() // 512
+    assert np.isfinite(f.X).all()
+    # trimming shortened every recording, and never below a second of speech
+    assert (f.n_samples / 22050 <= emodb_meta.duration.to_numpy() + 1e-6).all()
+    assert f.n_samples.min() / 22050 > 1.0

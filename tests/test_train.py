@@ -1,0 +1,100 @@
+import json
+
+import numpy as np
+import pytest
+
+import sierlib.train as train
+from sierlib.train import check_params, make_params, read_record, run_name, train_run
+
+SMALL = dict(n_filters=8, gru_hidden=8, fc_hidden=8, epochs=3, batch_size=8, progress=False)
+
+
+def run(meta, feats, tmp_path, **kw):
+    args = {**SMALL, **kw}
+    return train_run("synthetic", args.pop("fold", 0), args.pop("gamma", 2.5), meta=meta, feats=feats,
+                     out_dir=tmp_path, **args)
+
+
+def test_a_run_writes_a_complete_record(synthetic_meta, synthetic_feats, tmp_path):
+    rec = run(synthetic_meta, synthetic_feats, tmp_path)
+    path = tmp_path / "synthetic" / f"{rec['name']}.json"
+    on_disk = read_record(path)
+    assert on_disk is not None and on_disk["test_accuracy"] == rec["test_accuracy"]
+    for key in ["params", "test_accuracy", "test_uar", "test_macro_f1", "test_confusion", "val_accuracy",
+                "best_epoch", "train_speaker_accuracy_final", "curves", "wall_time_s", "device", "versions",
+                "git_commit", "speakers"]:
+        assert key in on_disk, key
+    assert on_disk["synthetic"] is True
+    assert np.array(on_disk["test_confusion"]).sum() == on_disk["n_utterances"]["test"]
+    assert len(on_disk["curves"]) == 3 and 0 < on_disk["curves"][-1]["lambda"] < 1
+    # the checkpoint is chosen on validation accuracy, never on test
+    best = max(on_disk["curves"], key=lambda c: c["val_emotion_accuracy"])
+    assert on_disk["val_accuracy"] == best["val_emotion_accuracy"]
+    assert set(on_disk["speakers"]["test"]).isdisjoint(on_disk["speakers"]["train"] + on_disk["speakers"]["val"])
+    assert [f.name for f in path.parent.iterdir()] == [path.name]  # no temporary files left
+
+
+def test_same_seed_same_metrics_on_cpu(synthetic_meta, synthetic_feats, tmp_path):
+    a = run(synthetic_meta, synthetic_feats, tmp_path, seed=3, save=False, device="cpu")
+    b = run(synthetic_meta, synthetic_feats, tmp_path, seed=3, save=False, device="cpu")
+    assert a["curves"] == b["curves"] and a["test_confusion"] == b["test_confusion"]
+    c = run(synthetic_meta, synthetic_feats, tmp_path, seed=4, save=False, device="cpu")
+    assert c["curves"] != a["curves"]
+
+
+def test_without_al_and_speaker_accuracy(synthetic_meta, synthetic_feats, tmp_path):
+    rec = run(synthetic_meta, synthetic_feats, tmp_path, gamma=None, save=False)
+    assert rec["train_speaker_accuracy_final"] is None and "train_speaker_loss" not in rec["curves"][0]
+    assert all(c["lambda"] == 0.0 for c in rec["curves"])
+    rec = run(synthetic_meta, synthetic_feats, tmp_path, gamma=3.33, save=False)
+    assert 0.0 <= rec["train_speaker_accuracy_final"] <= 1.0
+
+
+def test_a_crashed_write_leaves_no_finished_record(synthetic_meta, synthetic_feats, tmp_path, monkeypatch):
+    def crash(obj, f, **kw):
+        f.write('{"status": "finished", "test_acc')
+        raise OSError("disk full")
+
+    monkeypatch.setattr(train.json, "dump", crash)
+    with pytest.raises(OSError):
+        run(synthetic_meta, synthetic_feats, tmp_path, epochs=1)
+    leftovers = list((tmp_path / "synthetic").iterdir())
+    assert leftovers == []
+
+
+def test_read_record_rejects_unfinished_or_broken_files(tmp_path):
+    (tmp_path / "a.json").write_text('{"status": "finished", "test_acc')
+    (tmp_path / "b.json").write_text(json.dumps({"status": "running"}))
+    assert read_record(tmp_path / "a.json") is None
+    assert read_record(tmp_path / "b.json") is None
+    assert read_record(tmp_path / "missing.json") is None
+
+
+@pytest.mark.parametrize("name,value", [("gamma", "abc"), ("gamma", -1.0), ("fold", 7), ("fold", "0"),
+                                        ("n_cnn_layers", 5), ("epochs", 2.5), ("dropout", 1.5),
+                                        ("batch_size", 1), ("device", "tpu"), ("lr", "fast")])
+def test_bad_parameters_name_themselves(name, value):
+    with pytest.raises(ValueError, match=name):
+        make_params(**{"corpus": "emodb", name: value})
+
+
+def test_run_name_depends_on_every_setting():
+    a = make_params(corpus="emodb", fold=1, gamma=2.5)
+    b = make_params(corpus="emodb", fold=1, gamma=2.5, lr=5e-4)
+    c = make_params(corpus="emodb", fold=1, gamma=2.5, features={"n_mfcc": 13})
+    assert len({run_name(a), run_name(b), run_name(c)}) == 3
+    assert run_name(a) == run_name(make_params(corpus="emodb", fold=1, gamma=2.5))
+    assert run_name(make_params(corpus="emodb", gamma=None)).startswith("emodb-fold0-gammanone-L1")
+    check_params(dict(a))
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_two_epochs_on_real_emodb(emodb_meta, tmp_path):
+    from sierlib.features import extract_features
+
+    feats = extract_features(emodb_meta, progress=False)
+    rec = train_run("emodb", 2, 3.33, epochs=2, meta=emodb_meta, feats=feats, out_dir=tmp_path, progress=False)
+    assert rec["speakers"]["test"] == ["11", "13"]
+    assert rec["n_utterances"]["train"] + rec["n_utterances"]["val"] + rec["n_utterances"]["test"] == 535
+    assert rec["test_accuracy"] > 1 / 7  # better than chance after two epochs
