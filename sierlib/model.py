@@ -83,7 +83,7 @@ class Encoder(nn.Module):
     """2D CNN blocks, a biGRU and statistics pooling: (B, n_mfcc, T) -> (B, 4 * gru_hidden)."""
 
     def __init__(self, n_mfcc: int = 20, n_cnn_layers: int = 1, kernel_size: int = 5,
-                 n_filters: int = 128, gru_hidden: int = 256, dropout: float = 0.3):
+                 n_filters: int = 64, gru_hidden: int = 128, dropout: float = 0.3):
         super().__init__()
         self.cnn = nn.Sequential(*[ConvBlock(1 if i == 0 else n_filters, n_filters, kernel_size, dropout)
                                    for i in range(n_cnn_layers)])
@@ -115,8 +115,8 @@ class SIERNet(nn.Module):
     """
 
     def __init__(self, n_emotions: int, n_speakers: int | None = None, n_mfcc: int = 20,
-                 n_cnn_layers: int = 1, kernel_size: int = 5, n_filters: int = 128,
-                 gru_hidden: int = 256, fc_hidden: int = 128, dropout: float = 0.3):
+                 n_cnn_layers: int = 1, kernel_size: int = 5, n_filters: int = 64,
+                 gru_hidden: int = 128, fc_hidden: int = 64, dropout: float = 0.3):
         super().__init__()
         if not 1 <= n_cnn_layers <= 4:
             raise ValueError(f"n_cnn_layers must be 1..4; got {n_cnn_layers!r}")
@@ -137,3 +137,38 @@ class SIERNet(nn.Module):
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def layer_table(model: SIERNet, n_mfcc: int = 20, n_frames: int = 379, batch: int = 2):
+    """Output shape and parameter count of each layer for an input of ``n_mfcc x n_frames``
+    (a pandas DataFrame, one row per leaf module in forward order)."""
+    import pandas as pd
+
+    rows, hooks = [], []
+
+    def hook(name):
+        def record(module, inputs, output):
+            out = output[0] if isinstance(output, tuple) else output
+            rows.append({"layer": name, "type": type(module).__name__,
+                         "output shape": tuple(out.shape[1:]),
+                         "parameters": sum(p.numel() for p in module.parameters())})
+        return record
+
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            hooks.append(module.register_forward_hook(hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(batch, n_mfcc, n_frames), 0.0)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    table = pd.DataFrame(rows)
+    # the GRU returns (sequence, state); pooling happens in Encoder.forward, shown as its own row
+    pos = table.index[table.layer == "encoder.gru"][0] + 1
+    pooled = pd.DataFrame([{"layer": "encoder (stats pooling)", "type": "mean ‖ std over time",
+                            "output shape": (model.encoder.out_features,), "parameters": 0}])
+    return pd.concat([table.iloc[:pos], pooled, table.iloc[pos:]], ignore_index=True)

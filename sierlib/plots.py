@@ -1,0 +1,82 @@
+"""Figures shared by the notebooks (matplotlib/seaborn); each returns its Figure."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .model import adversarial_weight
+
+
+def plot_lambda_schedule(gammas=(1.25, 2.5, 3.33), ax=None):
+    """lambda(p) = 2 / (1 + exp(-gamma p)) - 1 over the training progress p."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    p = np.linspace(0, 1, 201)
+    for g in gammas:
+        ax.plot(p, [adversarial_weight(x, g) for x in p], label=f"γ = {g}")
+    ax.set(xlabel="training progress p", ylabel="λ(p)", ylim=(0, 1), title="Adversarial weight schedule")
+    ax.legend()
+    return ax.figure
+
+
+def plot_curves(record: dict):
+    """Learning curves of one run: emotion loss and accuracy (train, validation), the speaker
+    classifier's loss and accuracy on the training speakers, and lambda."""
+    c = pd.DataFrame(record["curves"])
+    al = "train_speaker_loss" in c
+    fig, axes = plt.subplots(1, 4 if al else 2, figsize=(15 if al else 8, 3.2))
+    axes[0].plot(c.epoch, c.train_emotion_loss, label="train")
+    axes[0].plot(c.epoch, c.val_emotion_loss, label="validation")
+    axes[0].set(title="emotion loss", xlabel="epoch")
+    axes[1].plot(c.epoch, c.train_emotion_accuracy, label="train")
+    axes[1].plot(c.epoch, c.val_emotion_accuracy, label="validation")
+    axes[1].axvline(record["best_epoch"], color="grey", ls=":", label="selected")
+    axes[1].set(title="emotion accuracy", xlabel="epoch", ylim=(0, 1))
+    for ax in axes[:2]:
+        ax.legend()
+    if al:
+        axes[2].plot(c.epoch, c.train_speaker_loss, color="C3", label="loss")
+        ax2 = axes[2].twinx()
+        ax2.plot(c.epoch, c.train_speaker_accuracy, color="C4", label="accuracy")
+        ax2.set_ylim(0, 1)
+        axes[2].set(title="speaker classifier (training speakers)", xlabel="epoch")
+        axes[2].legend(loc="upper left")
+        ax2.legend(loc="upper right")
+        axes[3].plot(c.epoch, c["lambda"], color="k")
+        axes[3].set(title="λ at the end of each epoch", xlabel="epoch", ylim=(0, 1))
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(record: dict, ax=None, normalise: bool = True):
+    """Test confusion matrix (rows: true emotion), as row-normalised recall by default."""
+    cm = np.array(record["test_confusion"], dtype=float)
+    if normalise:
+        cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    sns.heatmap(cm, annot=True, fmt=".2f" if normalise else ".0f", cmap="Blues", vmin=0,
+                vmax=1 if normalise else None, xticklabels=record["emotions"], yticklabels=record["emotions"],
+                ax=ax, cbar=False)
+    ax.set(xlabel="predicted", ylabel="true", title="test confusion (recall per row)" if normalise else "test confusion")
+    return ax.figure
+
+
+def metrics_table(record: dict) -> pd.DataFrame:
+    """The run's headline numbers as a one-column table (percentages rounded to 0.1)."""
+    pct = lambda v: None if v is None else round(100 * v, 1)  # noqa: E731
+    rows = {
+        "test accuracy (WA) %": pct(record["test_accuracy"]),
+        "test UAR %": pct(record["test_uar"]),
+        "test macro F1 %": pct(record["test_macro_f1"]),
+        "validation accuracy % (selection)": pct(record["val_accuracy"]),
+        "selected epoch": record["best_epoch"],
+        "speaker accuracy on training speakers %, end": pct(record["train_speaker_accuracy_final"]),
+        "speaker accuracy on training speakers %, selected": pct(record["train_speaker_accuracy_best"]),
+        "test speakers": ", ".join(record["speakers"]["test"]),
+        "wall time (s)": round(record["wall_time_s"]),
+        "device": record["device"],
+    }
+    return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
