@@ -1,0 +1,105 @@
+"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks features|train``.
+
+features: extracting MFCCs for each whole corpus from a cold cache with the parallel path
+    (joblib, all cores) and with a single-process loop, and loading from a warm cache; medians
+    of ``--repeats`` runs, and the parallel path's speed-up over the loop measured in the same run.
+train: one training epoch on a fold of each corpus (default network) with AL and without AL;
+    median seconds per epoch and utterances per second, on the CPU and, if present, on CUDA.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+
+
+def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times
+
+
+def bench_features(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
+    from .corpora import load_metadata
+    from .features import extract_features
+
+    import os
+
+    print(f"feature extraction, {os.cpu_count()} cores, medians of {repeats} runs")
+    for corpus in corpora:
+        meta = load_metadata(corpus, data_root)
+        par, par_all = _median_time(lambda: extract_features(meta, use_cache=False, n_jobs=-1, progress=False), repeats)
+        ser, ser_all = _median_time(lambda: extract_features(meta, use_cache=False, n_jobs=1, progress=False), repeats)
+        with tempfile.TemporaryDirectory() as cache:
+            extract_features(meta, cache=cache, progress=False)
+            warm, warm_all = _median_time(lambda: extract_features(meta, cache=cache, progress=False), max(repeats, 5))
+        print(f"{corpus:8s} {len(meta):5d} files | cold, parallel {par:7.2f} s | cold, single process {ser:7.2f} s "
+              f"| speed-up {ser / par:4.2f}x | warm cache {warm * 1000:7.1f} ms "
+              f"(runs: {', '.join(f'{t:.1f}' for t in par_all)} / {', '.join(f'{t:.1f}' for t in ser_all)})")
+
+
+def bench_train(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
+    from .corpora import load_metadata
+    from .features import extract_features
+    from .model import SIERNet, adversarial_weight
+    from .train import DEFAULTS, batches, prepare_fold
+
+    import torch.nn.functional as F
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"one training epoch, fold 0, default network ({', '.join(f'{k}={DEFAULTS[k]}' for k in ('n_cnn_layers', 'kernel_size', 'n_filters', 'gru_hidden', 'fc_hidden', 'batch_size'))}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, medians of {repeats} epochs")
+    for corpus in corpora:
+        meta = load_metadata(corpus, data_root)
+        data = prepare_fold(meta, extract_features(meta, progress=False), 0)
+        tr = data["train"]
+        for dev_name in devices:
+            dev = torch.device(dev_name)
+            label = dev_name if dev_name == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})"
+            results = {}
+            for al in (True, False):
+                torch.manual_seed(0)
+                model = SIERNet(len(data["emotions"]), len(data["train_speakers"]) if al else None,
+                                n_cnn_layers=DEFAULTS["n_cnn_layers"], kernel_size=DEFAULTS["kernel_size"],
+                                n_filters=DEFAULTS["n_filters"], gru_hidden=DEFAULTS["gru_hidden"],
+                                fc_hidden=DEFAULTS["fc_hidden"], dropout=DEFAULTS["dropout"]).to(dev).train()
+                opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+                X, y, s = tr["X"].to(dev), tr["y"].to(dev), tr["s"].to(dev)
+
+                def epoch():
+                    for idx in batches(len(X), DEFAULTS["batch_size"], torch.Generator().manual_seed(0)):
+                        idx = idx.to(dev)
+                        emo, spk, _ = model(X[idx], adversarial_weight(0.5, 2.5))
+                        loss = F.cross_entropy(emo, y[idx]) + (F.cross_entropy(spk, s[idx]) if spk is not None else 0)
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                    if dev.type == "cuda":
+                        torch.cuda.synchronize()
+
+                epoch()  # warm-up (allocations, kernel selection)
+                results[al], _ = _median_time(epoch, repeats)
+            n = len(X)
+            print(f"{corpus:8s} {label:24s} {n:5d} utts | with AL {results[True]:6.2f} s/epoch "
+                  f"({n / results[True]:6.0f} utt/s) | without AL {results[False]:6.2f} s/epoch "
+                  f"({n / results[False]:6.0f} utt/s) | AL / no-AL time {results[True] / results[False]:4.2f}x")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["features", "train"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
+    ap.add_argument("--data-root", default=None)
+    args = ap.parse_args(argv)
+    {"features": bench_features, "train": bench_train}[args.what](args.corpora, args.repeats, args.data_root)
+
+
+if __name__ == "__main__":
+    main()
