@@ -50,7 +50,11 @@ N_FOLDS = {"emodb": 5, "ravdess": 12}
 
 DEFAULTS = dict(corpus="emodb", fold=0, gamma=3.33, n_cnn_layers=1, kernel_size=5, n_filters=64,
                 gru_hidden=128, fc_hidden=64, dropout=0.3, epochs=30, batch_size=16, lr=1e-3,
-                weight_decay=0.0, seed=0, device="auto")
+                weight_decay=0.0, seed=0, device="auto", encoder="2dcnn_bigru")
+# Parameters added after records already existed: left out of a run's name hash while at their
+# default, so that older records keep their names (and sweeps still find them finished).
+LATER_PARAMS = {"encoder": "2dcnn_bigru"}
+ENCODERS = ("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")
 
 
 def _is_int(v) -> bool:
@@ -81,6 +85,8 @@ def check_params(p: dict, n_folds: int | None = None) -> dict:
         raise ValueError(f"lr must be a positive number; got {p['lr']!r}")
     if not _is_num(p["weight_decay"]) or p["weight_decay"] < 0:
         raise ValueError(f"weight_decay must be a number >= 0; got {p['weight_decay']!r}")
+    if p.get("encoder", "2dcnn_bigru") not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}; got {p.get('encoder')!r}")
     if not isinstance(p["device"], str) or not (p["device"] in ("auto", "cpu") or p["device"].startswith("cuda")):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {p['device']!r}")
     return p
@@ -114,8 +120,10 @@ def make_params(features: dict | None = None, **kwargs) -> dict:
 def run_name(params: dict) -> str:
     """File name of a run's record: readable settings plus a hash of every parameter."""
     g = "none" if params["gamma"] is None else f"{params['gamma']:g}"
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return (f"{params['corpus']}-fold{params['fold']}-gamma{g}-L{params['n_cnn_layers']}"
+    hashed = {k: v for k, v in params.items() if not (k in LATER_PARAMS and v == LATER_PARAMS[k])}
+    digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    enc = "" if params.get("encoder", "2dcnn_bigru") == "2dcnn_bigru" else f"-{params['encoder']}"
+    return (f"{params['corpus']}{enc}-fold{params['fold']}-gamma{g}-L{params['n_cnn_layers']}"
             f"-k{params['kernel_size']}-c{params['n_filters']}-h{params['gru_hidden']}"
             f"-fc{params['fc_hidden']}-seed{params['seed']}-{digest}")
 
@@ -240,7 +248,7 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
               n_cnn_layers: int = 1, kernel_size: int = 5, n_filters: int = 64, gru_hidden: int = 128,
               fc_hidden: int = 64, dropout: float = 0.3, epochs: int = 30, batch_size: int = 16,
               lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, device: str = "auto",
-              data_root=None, out_dir=None, meta: pd.DataFrame | None = None,
+              encoder: str = "2dcnn_bigru", data_root=None, out_dir=None, meta: pd.DataFrame | None = None,
               feats: Features | None = None, feature_params: dict | None = None,
               progress: bool = True, save: bool = True, return_model: bool = False):
     """Train and evaluate one run; returns its record (and the model if ``return_model``).
@@ -252,7 +260,8 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
     params = make_params(corpus=corpus, fold=fold, gamma=gamma, n_cnn_layers=n_cnn_layers,
                          kernel_size=kernel_size, n_filters=n_filters, gru_hidden=gru_hidden,
                          fc_hidden=fc_hidden, dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr,
-                         weight_decay=weight_decay, seed=seed, device=device, features=feature_params)
+                         weight_decay=weight_decay, seed=seed, device=device, encoder=encoder,
+                         features=feature_params)
     dev = resolve_device(device)
     t0 = time.time()
     if meta is None:

@@ -98,3 +98,13 @@ def test_two_epochs_on_real_emodb(emodb_meta, tmp_path):
     assert rec["speakers"]["test"] == ["11", "13"]
     assert rec["n_utterances"]["train"] + rec["n_utterances"]["val"] + rec["n_utterances"]["test"] == 535
     assert rec["test_accuracy"] > 1 / 7  # better than chance after two epochs
+
+
+def test_committed_records_keep_their_names():
+    """run_name must stay stable: sweeps find finished runs by name."""
+    from pathlib import Path
+
+    records = sorted((Path(__file__).resolve().parent.parent / "results" / "runs").rglob("*.json"))
+    for path in records:
+        rec = json.loads(path.read_text())
+        assert run_name(rec["params"]) == rec["name"] == path.stem
