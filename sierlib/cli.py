@@ -57,32 +57,37 @@ def cmd_reproduce(args) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="sier", description=__doc__)
-    ap.add_argument("--data-root", default=None, help="folder holding the corpora (default: $SIER_DATA or data/)")
+    # --data-root is accepted before or after the command (sier --data-root D download emodb,
+    # sier download emodb --data-root D)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-root", default=argparse.SUPPRESS,
+                        help="folder holding the corpora (default: $SIER_DATA or data/)")
+    ap = argparse.ArgumentParser(prog="sier", description=__doc__, parents=[common])
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("summary", help=cmd_summary.__doc__)
+    p = sub.add_parser(parents=[common], name="summary", help=cmd_summary.__doc__)
     p.add_argument("corpora", nargs="*", help="emodb, ravdess or synthetic (default: emodb ravdess)")
     p.set_defaults(func=cmd_summary)
-    p = sub.add_parser("download", help="download a corpus from its official source and verify it")
+    p = sub.add_parser(parents=[common], name="download", help="download a corpus from its official source and verify it")
     p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
     p.add_argument("--url", default=None, help="a mirror instead of the official source")
     p.add_argument("--force", action="store_true", help="replace an existing copy")
     p.set_defaults(func=cmd_download)
-    p = sub.add_parser("verify", help="check every file of a corpus against the shipped sha256 list")
+    p = sub.add_parser(parents=[common], name="verify", help="check every file of a corpus against the shipped sha256 list")
     p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
     p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("synthetic", help="generate the synthetic test corpus under the data root")
+    p = sub.add_parser(parents=[common], name="synthetic", help="generate the synthetic test corpus under the data root")
     p.set_defaults(func=cmd_synthetic)
-    p = sub.add_parser("reproduce", help="the paper's headline experiment (Table 1 best setting vs without AL)")
+    p = sub.add_parser(parents=[common], name="reproduce", help="the paper's headline experiment (Table 1 best setting vs without AL)")
     p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
     p.add_argument("--epochs", type=int, default=None, help="override the training epochs")
     p.add_argument("--folds", type=int, nargs="*", default=None, help="only these folds")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reproduce)
     args = ap.parse_args(argv)
+    args.data_root = getattr(args, "data_root", None)
     try:
         args.func(args)
-    except (CorpusError, ValueError) as exc:
+    except (CorpusError, ValueError, OSError) as exc:  # OSError covers network errors (URLError)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
