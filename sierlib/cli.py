@@ -57,6 +57,11 @@ def cmd_reproduce(args) -> None:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["sweep"]:  # the sweep has its own options: python -m sierlib.sweep --help
+        from .sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
     # --data-root is accepted before or after the command (sier --data-root D download emodb,
     # sier download emodb --data-root D)
     common = argparse.ArgumentParser(add_help=False)
@@ -77,6 +82,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser(parents=[common], name="synthetic", help="generate the synthetic test corpus under the data root")
     p.set_defaults(func=cmd_synthetic)
+    sub.add_parser(name="sweep", help="run 04_train over folds x gamma x depth (see `sier sweep --help`)")
     p = sub.add_parser(parents=[common], name="reproduce", help="the paper's headline experiment (Table 1 best setting vs without AL)")
     p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
     p.add_argument("--epochs", type=int, default=None, help="override the training epochs")
