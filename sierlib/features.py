@@ -281,3 +281,61 @@ def fit_standardiser(X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     return ((X - mean) / std).astype(np.float32)
+
+
+def speech_mask(feats: Features) -> np.ndarray:
+    """Which frames of each feature map hold speech rather than zero padding.
+
+    Parameters
+    ----------
+    feats : Features
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean array ``(n_utterances, n_frames)``: True for the frames of the trimmed recording
+        (the first ``n_samples // hop_length + 1``, as :attr:`Features.padding_fraction` counts).
+    """
+    n_speech = feats.n_samples // feats.params["hop_length"] + 1
+    return np.arange(feats.X.shape[-1])[None, :] < n_speech[:, None]
+
+
+def utterance_means(feats: Features, speech_only: bool = True) -> np.ndarray:
+    """Mean of each MFCC coefficient over each utterance's frames.
+
+    Parameters
+    ----------
+    feats : Features
+    speech_only : bool
+        Average over the speech frames only (default), or over all frames, padding included.
+
+    Returns
+    -------
+    numpy.ndarray
+        Array ``(n_utterances, n_mfcc)``, rows in the order of ``feats.utterances``.
+    """
+    if not speech_only:
+        return feats.X.mean(axis=2)
+    mask = speech_mask(feats)[:, None, :]
+    return (feats.X * mask).sum(axis=2) / mask.sum(axis=2)
+
+
+def coefficient_stats(feats: Features) -> pd.DataFrame:
+    """Mean and standard deviation of each MFCC coefficient over a corpus's frames.
+
+    Parameters
+    ----------
+    feats : Features
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per coefficient (index ``coefficient``, 0-based) with ``mean_all, std_all`` over
+        all frames, padding included (what :func:`fit_standardiser` fits), and ``mean_speech,
+        std_speech`` over the speech frames only (see :func:`speech_mask`).
+    """
+    mean_all, std_all = (a.ravel() for a in fit_standardiser(feats.X))
+    speech = feats.X.transpose(1, 0, 2)[:, speech_mask(feats)]  # (n_mfcc, n_speech_frames)
+    return pd.DataFrame({"mean_all": mean_all, "std_all": std_all,
+                         "mean_speech": speech.mean(axis=1), "std_speech": speech.std(axis=1)},
+                        index=pd.RangeIndex(feats.X.shape[1], name="coefficient")).astype(np.float64)
