@@ -5,6 +5,12 @@ features: extracting MFCCs for each whole corpus from a cold cache with the para
     of ``--repeats`` runs, and the parallel path's speed-up over the loop measured in the same run.
 train: one training epoch on a fold of each corpus (default network) with AL and without AL;
     median seconds per epoch and utterances per second, on the CPU and, if present, on CUDA.
+encoders: one training epoch with AL on fold 0 of each corpus for each encoder of the paper's
+    Table 2 (2D CNN biGRU, TDNN biLSTM, 1D CNN GRU, each on its own features), on the CPU; the
+    encoders take turns epoch by epoch so that a change in machine load hits all of them alike;
+    medians of ``--repeats`` epochs of wall time and of this process's CPU time (all threads;
+    less sensitive than wall time to other jobs on a shared machine), each also relative to the
+    2D CNN biGRU's.
 """
 from __future__ import annotations
 
@@ -91,14 +97,61 @@ def bench_train(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) 
                   f"({n / results[False]:6.0f} utt/s) | AL / no-AL time {results[True] / results[False]:4.2f}x")
 
 
+def bench_encoders(corpora=("emodb",), repeats: int = 3, data_root=None,
+                   encoders=("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")) -> None:
+    from .corpora import load_metadata
+    from .features import extract_features
+    from .model import SIERNet, adversarial_weight
+    from .train import DEFAULTS, ENCODER_FEATURES, batches, prepare_fold
+
+    import torch.nn.functional as F
+
+    print(f"one training epoch with AL, fold 0, CPU, batch {DEFAULTS['batch_size']}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads, encoders in turn, medians of {repeats} epochs")
+    for corpus in corpora:
+        meta = load_metadata(corpus, data_root)
+        runs = {}
+        for encoder in encoders:
+            feats = extract_features(meta, kind=ENCODER_FEATURES[encoder], progress=False)
+            data = prepare_fold(meta, feats, 0)
+            torch.manual_seed(0)
+            model = SIERNet(len(data["emotions"]), len(data["train_speakers"]), n_mfcc=feats.X.shape[1],
+                            fc_hidden=DEFAULTS["fc_hidden"], dropout=DEFAULTS["dropout"], encoder=encoder).train()
+            runs[encoder] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), data["train"], [], [])
+
+        def epoch(model, opt, tr):
+            for idx in batches(len(tr["X"]), DEFAULTS["batch_size"], torch.Generator().manual_seed(0)):
+                emo, spk, _ = model(tr["X"][idx], adversarial_weight(0.5, 2.5))
+                loss = F.cross_entropy(emo, tr["y"][idx]) + F.cross_entropy(spk, tr["s"][idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+        for _ in range(repeats):
+            for encoder, (model, opt, tr, wall, cpu) in runs.items():
+                t, c = time.perf_counter(), time.process_time()
+                epoch(model, opt, tr)
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+        base_wall, base_cpu = (statistics.median(runs[encoders[0]][k]) for k in (3, 4))
+        for encoder, (model, _, tr, wall, cpu) in runs.items():
+            w, c = statistics.median(wall), statistics.median(cpu)
+            n_params = sum(p.numel() for p in model.parameters())
+            print(f"{corpus:8s} {encoder:12s} {tuple(tr['X'].shape[1:])!s:10s} {len(tr['X']):4d} utts "
+                  f"{n_params:7d} params | wall {w:7.2f} s/epoch ({w / base_wall:4.2f}x) | CPU {c:7.2f} s/epoch "
+                  f"({c / base_cpu:4.2f}x) | wall per epoch: {', '.join(f'{t:.1f}' for t in wall)}; "
+                  f"CPU: {', '.join(f'{t:.1f}' for t in cpu)}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "train"])
+    ap.add_argument("what", choices=["features", "train", "encoders"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args(argv)
-    {"features": bench_features, "train": bench_train}[args.what](args.corpora, args.repeats, args.data_root)
+    {"features": bench_features, "train": bench_train, "encoders": bench_encoders}[args.what](
+        args.corpora, args.repeats, args.data_root)
 
 
 if __name__ == "__main__":

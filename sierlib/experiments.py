@@ -9,6 +9,7 @@ from .features import extract_features
 from .results import PAPER_TABLE1, fmt, summarise
 from .train import N_FOLDS, make_params, read_record, run_name, train_run
 
+CHECKPOINTS = REPO_ROOT / "cache" / "checkpoints"  # git-ignored; the probe reads them
 HEADLINE = {"emodb": [(1, 3.33), (1, None)], "ravdess": [(1, 2.5), (1, None)]}
 
 
@@ -33,7 +34,7 @@ def reproduce_headline(corpus: str = "emodb", epochs: int | None = None, folds=N
             bar.set_postfix(fold=fold, gamma=gamma)
             kwargs = {k: v for k, v in params.items() if k not in ("corpus", "fold", "gamma", "features")}
             rec = train_run(corpus, fold, gamma, meta=meta, feats=feats, feature_params=feats.params,
-                            out_dir=out_dir, progress=False, **kwargs)
+                            out_dir=out_dir, progress=False, checkpoint_dir=CHECKPOINTS, **kwargs)
         records.append({**{k: v for k, v in rec["params"].items() if k != "features"},
                         "test_accuracy": rec["test_accuracy"], "test_uar": rec["test_uar"]})
     runs = pd.DataFrame(records)

@@ -1,4 +1,4 @@
-"""Preprocessing and MFCC features (paper section 4.1), cached on disk.
+"""Preprocessing and frame features (paper section 4.1), cached on disk.
 
 Pipeline for every recording of a corpus:
 
@@ -19,6 +19,30 @@ The result is one array ``(n_utterances, n_mfcc, n_frames)``. It is cached under
 folder (``SIER_CACHE`` or ``cache/`` in the repository), keyed by the corpus, its file list and
 every parameter above; the file is written to a temporary name and renamed, so a crash never
 leaves an entry that reads as valid.
+
+A second feature kind, ``kind="fbank_energy_pitch"``, is the input of the 1D CNN GRU encoder of
+the paper's Table 2 ("LogMFB, energy, pitch", after Li et al. 2020). Steps 1-4 are the same; step
+5 is replaced by, per frame (same n_fft, hop and centred frames, so the same ``n_frames``):
+
+- rows ``0 .. n_mels-1``: **log-Mel filterbank energies**, ``n_mels`` (40) bands of the Hann
+  power spectrum (librosa's Slaney mel scale, 0 Hz to sr/2), in dB with the same floor as inside
+  librosa's MFCC (``power_to_db``: amin 1e-10, at most 80 dB below the recording's loudest value);
+- row ``n_mels``: **log frame energy**, the sum of squares of the frame's ``n_fft`` raw samples
+  (no window, as Kaldi's raw energy), in dB with the same floor;
+- row ``n_mels + 1``: **pitch**, F0 in Hz from ``librosa.yin`` over 60-400 Hz on the same frames.
+  YIN always returns a value, also in silence and unvoiced sounds, so a frame counts as voiced
+  only when the normalised cross-correlation of the frame with itself shifted by the YIN period
+  is at least 0.5 (an NCCF voicing test, in the spirit of RAPT's and Kaldi's trackers);
+  unvoiced frames, and the zero padding, get F0 = 0 (as openSMILE's F0 does), so the row
+  carries the voicing decision too.
+
+The pitch settings (60 Hz, 400 Hz, 0.5) are constants of this module, :data:`PITCH`; they enter
+the cache key of this kind but not its parameter dict. The result is ``(n_utterances, n_mels +
+2, n_frames)``: 42 rows by default.
+
+For the default kind ``"mfcc"`` the parameter dict (and so every cache key and run name) is
+exactly as before this second kind existed; only the other kind adds ``"kind"`` and ``"n_mels"``
+(and drops ``n_mfcc``).
 """
 from __future__ import annotations
 
@@ -39,6 +63,11 @@ from .corpora import REPO_ROOT, read_audio
 FEATURE_VERSION = 1  # bump when the pipeline changes in a way the parameters do not capture
 DEFAULTS = {"sr": 22050, "n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "top_db": 30.0,
             "highpass_hz": 80.0}
+FEATURE_KINDS = ("mfcc", "fbank_energy_pitch")
+DEFAULT_N_MELS = 40
+# Pitch tracking of kind "fbank_energy_pitch": YIN search range (Hz) and the NCCF voicing threshold.
+# Part of that kind's cache key (change them and the cache recomputes); "v" versions the recipe.
+PITCH = {"fmin": 60.0, "fmax": 400.0, "voicing_threshold": 0.5, "v": 1}
 
 
 def cache_dir(cache: str | os.PathLike | None = None) -> Path:
@@ -48,11 +77,27 @@ def cache_dir(cache: str | os.PathLike | None = None) -> Path:
     return Path(cache).expanduser().resolve()
 
 
-def check_feature_params(sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, top_db=30.0,
-                         highpass_hz=80.0) -> dict:
-    """Validate the feature parameters; returns them as a dict (the cache key's content)."""
-    for name, value, lo in [("sr", sr, 1000), ("n_mfcc", n_mfcc, 1), ("n_fft", n_fft, 16),
-                            ("hop_length", hop_length, 1)]:
+def check_feature_params(sr=22050, n_mfcc=None, n_fft=2048, hop_length=512, top_db=30.0,
+                         highpass_hz=80.0, kind="mfcc", n_mels=None) -> dict:
+    """Validate the feature parameters; returns them as a dict (the cache key's content).
+
+    ``kind="mfcc"`` (default): ``n_mfcc`` defaults to 20 and ``n_mels`` must be left out; the dict
+    is ``{sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz}``, with no ``kind`` key, exactly as
+    before other kinds existed (cache keys and run names depend on it).
+    ``kind="fbank_energy_pitch"``: ``n_mels`` defaults to 40 and ``n_mfcc`` must be left out; the
+    dict is ``{kind, sr, n_mels, n_fft, hop_length, top_db, highpass_hz}``.
+    """
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(FEATURE_KINDS)}; got {kind!r}")
+    if kind == "mfcc":
+        if n_mels is not None:
+            raise ValueError(f"n_mels applies to kind='fbank_energy_pitch' only; got n_mels={n_mels!r} with kind='mfcc'")
+        n_rows = ("n_mfcc", DEFAULTS["n_mfcc"] if n_mfcc is None else n_mfcc)
+    else:
+        if n_mfcc is not None:
+            raise ValueError(f"n_mfcc applies to kind='mfcc' only; got n_mfcc={n_mfcc!r} with kind={kind!r}")
+        n_rows = ("n_mels", DEFAULT_N_MELS if n_mels is None else n_mels)
+    for name, value, lo in [("sr", sr, 1000), n_rows + (1,), ("n_fft", n_fft, 16), ("hop_length", hop_length, 1)]:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
             raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
     if isinstance(top_db, bool) or not isinstance(top_db, (int, float)) or top_db <= 0:
@@ -60,8 +105,19 @@ def check_feature_params(sr=22050, n_mfcc=20, n_fft=2048, hop_length=512, top_db
     if highpass_hz is not None and (isinstance(highpass_hz, bool) or not isinstance(highpass_hz, (int, float))
                                     or not 0 < highpass_hz < sr / 2):
         raise ValueError(f"highpass_hz must be None or a frequency in (0, sr/2); got {highpass_hz!r}")
-    return {"sr": int(sr), "n_mfcc": int(n_mfcc), "n_fft": int(n_fft), "hop_length": int(hop_length),
-            "top_db": float(top_db), "highpass_hz": None if highpass_hz is None else float(highpass_hz)}
+    common = {"sr": int(sr), n_rows[0]: int(n_rows[1]), "n_fft": int(n_fft), "hop_length": int(hop_length),
+              "top_db": float(top_db), "highpass_hz": None if highpass_hz is None else float(highpass_hz)}
+    if kind == "mfcc":
+        return common
+    if n_fft - 1 <= 2 * sr / PITCH["fmin"]:
+        raise ValueError(f"n_fft must exceed 2 * sr / {PITCH['fmin']:g} Hz + 1 = {2 * sr / PITCH['fmin'] + 1:.0f} "
+                         f"so that two periods of the lowest pitch fit into a frame; got n_fft={n_fft!r}")
+    return {"kind": kind, **common}
+
+
+def feature_kind(params: dict) -> str:
+    """The kind of a feature parameter dict: ``"mfcc"`` when it has no ``"kind"`` key."""
+    return params.get("kind", "mfcc")
 
 
 def highpass(y: np.ndarray, sr: int, cutoff_hz: float | None, order: int = 4) -> np.ndarray:
@@ -107,10 +163,75 @@ def _pad_mfcc(y: np.ndarray, length: int, params: dict) -> np.ndarray:
     return mfcc(padded, params["sr"], params["n_mfcc"], params["n_fft"], params["hop_length"])
 
 
+def pitch_track(y: np.ndarray, sr: int = 22050, n_fft: int = 2048, hop_length: int = 512,
+                fmin: float = PITCH["fmin"], fmax: float = PITCH["fmax"],
+                voicing_threshold: float = PITCH["voicing_threshold"]) -> tuple[np.ndarray, np.ndarray]:
+    """F0 per centred frame and its voicing strength.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Mono signal.
+    sr, n_fft, hop_length : int
+        Sample rate, frame length (also YIN's frame) and hop; frames are centred with zero
+        padding, as librosa's STFT frames them.
+    fmin, fmax : float
+        YIN search range in Hz.
+    voicing_threshold : float
+        A frame is voiced when its NCCF at the YIN period is at least this.
+
+    Returns
+    -------
+    f0 : numpy.ndarray
+        F0 in Hz per frame (float32), 0 where the frame is unvoiced (or silent).
+    nccf : numpy.ndarray
+        Normalised cross-correlation of each frame with itself shifted by the YIN period
+        (float32, in [-1, 1]; 0 for a silent frame).
+    """
+    import librosa
+
+    f0 = librosa.yin(y, fmin=fmin, fmax=fmax, sr=sr, frame_length=n_fft, hop_length=hop_length,
+                     center=True, pad_mode="constant")
+    frames = librosa.util.frame(np.pad(y, n_fft // 2), frame_length=n_fft, hop_length=hop_length)
+    lags = np.clip(np.rint(sr / np.where(np.isfinite(f0), f0, fmax)).astype(int), 1, n_fft - 1)
+    nccf = np.zeros(len(f0), dtype=np.float64)
+    for i, lag in enumerate(lags):
+        a, b = frames[:-lag, i].astype(np.float64), frames[lag:, i].astype(np.float64)
+        den = np.sqrt(np.dot(a, a) * np.dot(b, b))
+        nccf[i] = np.dot(a, b) / den if den > 1e-20 else 0.0
+    voiced = nccf >= voicing_threshold
+    return np.where(voiced, f0, 0.0).astype(np.float32), nccf.astype(np.float32)
+
+
+def fbank_energy_pitch(y: np.ndarray, sr: int = 22050, n_mels: int = DEFAULT_N_MELS, n_fft: int = 2048,
+                       hop_length: int = 512) -> np.ndarray:
+    """Log-Mel filterbank energies, log frame energy and F0 of a (padded) signal.
+
+    Returns an array ``(n_mels + 2, n_frames)``, float32: ``n_mels`` log-Mel rows (dB), one log
+    energy row (dB) and one F0 row (Hz, 0 when unvoiced); see the module docstring. Frames are
+    those of :func:`mfcc` (centred, n_fft, hop_length), so both kinds have the same ``n_frames``.
+    """
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, window="hann",
+                                         center=True, pad_mode="constant", power=2.0, n_mels=n_mels)
+    log_mel = librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0)
+    frames = librosa.util.frame(np.pad(y, n_fft // 2), frame_length=n_fft, hop_length=hop_length)
+    energy = librosa.power_to_db(np.sum(frames.astype(np.float64) ** 2, axis=0), ref=1.0, amin=1e-10, top_db=80.0)
+    f0, _ = pitch_track(y, sr, n_fft, hop_length)
+    return np.vstack([log_mel, energy[None, :], f0[None, :]]).astype(np.float32)
+
+
+def _pad_fbank(y: np.ndarray, length: int, params: dict) -> np.ndarray:
+    padded = np.zeros(length, dtype=np.float32)
+    padded[: len(y)] = y
+    return fbank_energy_pitch(padded, params["sr"], params["n_mels"], params["n_fft"], params["hop_length"])
+
+
 @dataclass
 class Features:
-    """MFCC maps of a corpus, aligned row by row with ``utterances``."""
-    X: np.ndarray                 # (n, n_mfcc, n_frames) float32
+    """Feature maps of a corpus (MFCC, or log-Mel + energy + pitch), aligned with ``utterances``."""
+    X: np.ndarray                 # (n, n_mfcc or n_mels + 2, n_frames) float32
     utterances: np.ndarray        # utterance ids, same order as X
     n_samples: np.ndarray         # trimmed length of each recording, in samples at params["sr"]
     params: dict = field(default_factory=dict)
@@ -134,8 +255,10 @@ class Features:
 def cache_key(meta: pd.DataFrame, params: dict) -> str:
     corpus = str(meta["corpus"].iloc[0])
     listing = sorted(zip(meta["utterance"], meta["duration"].round(6)))
-    blob = json.dumps({"corpus": corpus, "files": listing, "params": params, "v": FEATURE_VERSION},
-                      sort_keys=True)
+    content = {"corpus": corpus, "files": listing, "params": params, "v": FEATURE_VERSION}
+    if feature_kind(params) == "fbank_energy_pitch":
+        content["pitch"] = PITCH  # only for this kind: MFCC keys stay as they always were
+    blob = json.dumps(content, sort_keys=True)
     return f"{corpus}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
@@ -147,23 +270,28 @@ def _parallel(n_jobs: int, desc: str, items: list, progress: bool):
     return list(tqdm(gen, total=len(items), desc=desc, disable=not progress))
 
 
-def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int = 20, n_fft: int = 2048,
+def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None = None, n_fft: int = 2048,
                      hop_length: int = 512, top_db: float = 30.0, highpass_hz: float | None = 80.0,
+                     kind: str = "mfcc", n_mels: int | None = None,
                      cache: str | os.PathLike | None = None, use_cache: bool = True,
                      n_jobs: int = -1, progress: bool = True) -> Features:
-    """Preprocess a whole corpus and compute its MFCC maps (see the module docstring).
+    """Preprocess a whole corpus and compute its feature maps (see the module docstring).
 
     Parameters
     ----------
     meta : DataFrame from :func:`sierlib.corpora.load_metadata` (one corpus, all utterances:
         padding is to the longest recording in ``meta``).
-    sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz : feature parameters.
+    sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz : feature parameters (``n_mfcc``: 20 when
+        left out, MFCC kind only).
+    kind : ``"mfcc"`` (default; ``(n, n_mfcc, n_frames)``) or ``"fbank_energy_pitch"``
+        (``(n, n_mels + 2, n_frames)``: log-Mel, log energy, F0).
+    n_mels : Mel bands of kind ``"fbank_energy_pitch"`` (40 when left out).
     cache : folder for the cache (default ``SIER_CACHE`` or ``cache/``).
     use_cache : read and write the cache; False always recomputes and writes nothing.
     n_jobs : processes for extraction (-1: all cores; 1: a plain loop in this process).
     progress : show progress bars.
     """
-    params = check_feature_params(sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz)
+    params = check_feature_params(sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz, kind, n_mels)
     if meta["corpus"].nunique() != 1:
         raise ValueError("extract_features takes one corpus at a time")
     corpus = str(meta["corpus"].iloc[0])
@@ -175,8 +303,13 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int = 20, n
              for p in meta["path"]]
     signals = _parallel(n_jobs, f"{corpus}: read, filter, trim", step1, progress)
     length = max(len(y) for y in signals)
-    step2 = [delayed(_pad_mfcc)(y, length, params) for y in signals]
-    X = np.stack(_parallel(n_jobs, f"{corpus}: pad, MFCC", step2, progress))
+    if feature_kind(params) == "mfcc":
+        step2 = [delayed(_pad_mfcc)(y, length, params) for y in signals]
+        desc = f"{corpus}: pad, MFCC"
+    else:
+        step2 = [delayed(_pad_fbank)(y, length, params) for y in signals]
+        desc = f"{corpus}: pad, log-Mel + energy + pitch"
+    X = np.stack(_parallel(n_jobs, desc, step2, progress))
     feats = Features(X, meta["utterance"].to_numpy(dtype=str), np.array([len(y) for y in signals]),
                      params)
     if use_cache:

@@ -18,6 +18,10 @@ Choices where the paper is silent (each is a constructor argument):
 - one dropout rate (0.3) for every block and layer;
 - the standard deviation in statistics pooling is the biased one plus 1e-5 inside the square
   root, so a sequence of a single step (depth 4 on short inputs) gives 0.003, not NaN.
+
+``SIERNet(..., encoder=...)`` swaps the encoder for one of the two earlier encoders of the
+paper's Table 2 (``"tdnn_bilstm"``, ``"1dcnn_gru"``, see :mod:`sierlib.encoders`); the heads,
+the gradient reversal and everything after the pooled embedding stay the same.
 """
 from __future__ import annotations
 
@@ -101,6 +105,9 @@ class Encoder(nn.Module):
         return stats_pool(h)
 
 
+ENCODER_NAMES = ("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")
+
+
 class SIERNet(nn.Module):
     """Encoder + emotion classifier (+ speaker classifier behind gradient reversal).
 
@@ -109,18 +116,41 @@ class SIERNet(nn.Module):
     n_emotions : number of emotion classes.
     n_speakers : number of training speakers for the adversary; None builds the network
         "without AL" (no speaker branch).
-    n_mfcc, n_cnn_layers (1-4), kernel_size, n_filters, gru_hidden, fc_hidden, dropout :
-        architecture (section 4.2 grid: kernel 5 or 2, filters 128 or 64, GRU 256 or 128,
-        FC 128 or 64).
+    n_mfcc : feature rows per frame, for every encoder (20 MFCCs; 42 for the 1D CNN GRU's
+        log-Mel + energy + pitch features). The name is kept from the MFCC-only first version.
+    n_cnn_layers (1-4), kernel_size, n_filters, gru_hidden : the 2D CNN biGRU encoder's sizes
+        (section 4.2 grid: kernel 5 or 2, filters 128 or 64, GRU 256 or 128); the other
+        encoders do not use them.
+    fc_hidden, dropout : hidden units of both classifiers (grid: 128 or 64) and the dropout rate
+        of the whole network.
+    encoder : ``"2dcnn_bigru"`` (the paper's, :class:`Encoder`), ``"tdnn_bilstm"``
+        (:class:`sierlib.encoders.TDNNBiLSTMEncoder`) or ``"1dcnn_gru"``
+        (:class:`sierlib.encoders.CNN1DGRUEncoder`).
+    encoder_kwargs : further keyword arguments for the TDNN biLSTM or 1D CNN GRU encoder
+        (their sizes; defaults documented there). Not accepted for the 2D CNN biGRU, whose sizes
+        are the arguments above.
     """
 
     def __init__(self, n_emotions: int, n_speakers: int | None = None, n_mfcc: int = 20,
                  n_cnn_layers: int = 1, kernel_size: int = 5, n_filters: int = 64,
-                 gru_hidden: int = 128, fc_hidden: int = 64, dropout: float = 0.3):
+                 gru_hidden: int = 128, fc_hidden: int = 64, dropout: float = 0.3,
+                 encoder: str = "2dcnn_bigru", encoder_kwargs: dict | None = None):
         super().__init__()
+        if encoder not in ENCODER_NAMES:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODER_NAMES)}; got {encoder!r}")
         if not 1 <= n_cnn_layers <= 4:
             raise ValueError(f"n_cnn_layers must be 1..4; got {n_cnn_layers!r}")
-        self.encoder = Encoder(n_mfcc, n_cnn_layers, kernel_size, n_filters, gru_hidden, dropout)
+        if encoder == "2dcnn_bigru":
+            if encoder_kwargs:
+                raise ValueError("encoder_kwargs is for the tdnn_bilstm and 1dcnn_gru encoders; the 2D CNN "
+                                 "biGRU takes n_cnn_layers, kernel_size, n_filters and gru_hidden")
+            self.encoder = Encoder(n_mfcc, n_cnn_layers, kernel_size, n_filters, gru_hidden, dropout)
+        else:
+            from .encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder
+
+            cls = TDNNBiLSTMEncoder if encoder == "tdnn_bilstm" else CNN1DGRUEncoder
+            self.encoder = cls(n_mfcc, dropout, **(encoder_kwargs or {}))
+        self.encoder_name = encoder
         d = self.encoder.out_features
         self.emotion_head = classifier_head(d, fc_hidden, n_emotions, dropout)
         self.speaker_head = classifier_head(d, fc_hidden, n_speakers, dropout) if n_speakers else None
@@ -141,7 +171,8 @@ def count_parameters(module: nn.Module) -> int:
 
 def layer_table(model: SIERNet, n_mfcc: int = 20, n_frames: int = 379, batch: int = 2):
     """Output shape and parameter count of each layer for an input of ``n_mfcc x n_frames``
-    (a pandas DataFrame, one row per leaf module in forward order)."""
+    (a pandas DataFrame, one row per leaf module in forward order). ``n_mfcc`` is the number of
+    feature rows (42 for the 1D CNN GRU encoder)."""
     import pandas as pd
 
     rows, hooks = [], []
@@ -167,8 +198,10 @@ def layer_table(model: SIERNet, n_mfcc: int = 20, n_frames: int = 379, batch: in
             h.remove()
         model.train(was_training)
     table = pd.DataFrame(rows)
-    # the GRU returns (sequence, state); pooling happens in Encoder.forward, shown as its own row
-    pos = table.index[table.layer == "encoder.gru"][0] + 1
+    # the recurrent layer returns (sequence, state); pooling happens in the encoder's forward,
+    # shown as its own row after that layer
+    rnn = [f"encoder.{n}" for n, m in model.encoder.named_modules() if isinstance(m, nn.RNNBase)][-1]
+    pos = table.index[table.layer == rnn][0] + 1
     pooled = pd.DataFrame([{"layer": "encoder (stats pooling)", "type": "mean ‖ std over time",
                             "output shape": (model.encoder.out_features,), "parameters": 0}])
     return pd.concat([table.iloc[:pos], pooled, table.iloc[pos:]], ignore_index=True)

@@ -44,22 +44,56 @@ def speaker_probe(embeddings: np.ndarray, speakers: list, emotions: np.ndarray |
     return float(clf.score(embeddings[b], y[b]))
 
 
-def probe_run(corpus: str, fold: int, gamma, meta=None, feats=None, data_root=None, **run_kwargs) -> dict:
-    """Train (or retrain) one run and probe its embedding for speaker identity."""
+def probe_run(corpus: str, fold: int, gamma, meta=None, feats=None, data_root=None, checkpoint_dir=None,
+              **run_kwargs) -> dict:
+    """Probe one run's embedding for speaker identity.
+
+    The network is loaded from its checkpoint (``cache/checkpoints/<corpus>/<run>.pt``, written
+    by ``sier reproduce``) when there is one; otherwise it is retrained with the settings, seed
+    and CPU thread count of its committed record. ``same_as_record`` says whether the network
+    probed reproduces the record's test accuracy exactly.
+    """
+    import torch
+
+    from .model import SIERNet
+    from .train import make_params, run_name
+
     meta = load_metadata(corpus, data_root) if meta is None else meta
     feats = extract_features(meta, progress=False) if feats is None else feats
-    record, model = train_run(corpus, fold, gamma, meta=meta, feats=feats, save=False, progress=False,
-                              return_model=True, **run_kwargs)
+    params = make_params(corpus=corpus, fold=fold, gamma=gamma, features=feats.params, **run_kwargs)
+    name = run_name(params)
+    committed = read_record(REPO_ROOT / "results" / "runs" / corpus / f"{name}.json")
     data = prepare_fold(meta, feats, fold)
+    ckpt = Path(checkpoint_dir or REPO_ROOT / "cache" / "checkpoints") / corpus / f"{name}.pt"
+    if ckpt.is_file():
+        model = SIERNet(len(data["emotions"]), len(data["train_speakers"]) if gamma is not None else None,
+                        n_mfcc=feats.X.shape[1], n_cnn_layers=params["n_cnn_layers"],
+                        kernel_size=params["kernel_size"], n_filters=params["n_filters"],
+                        gru_hidden=params["gru_hidden"], fc_hidden=params["fc_hidden"], dropout=params["dropout"])
+        model.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
+        logits, _, _ = predict(model, data["test"]["X"])
+        test_accuracy = float(np.mean(logits.argmax(1).numpy() == data["test"]["y"].numpy()))  # as train_run
+        source = "checkpoint"
+        head_acc = committed["train_speaker_accuracy_best"] if committed else None
+    else:
+        threads = torch.get_num_threads()
+        if committed and committed.get("torch_threads"):
+            torch.set_num_threads(committed["torch_threads"])  # CPU results depend on the thread count
+        try:
+            kwargs = {k: v for k, v in params.items() if k not in ("corpus", "fold", "gamma", "features")}
+            record, model = train_run(corpus, fold, gamma, meta=meta, feats=feats, feature_params=feats.params,
+                                      save=False, progress=False, return_model=True, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+        test_accuracy, source, head_acc = record["test_accuracy"], "retrained", record["train_speaker_accuracy_best"]
     _, _, emb = predict(model, data["train"]["X"])
     emo = data["train"]["y"].numpy()
-    committed = read_record(REPO_ROOT / "results" / "runs" / corpus / f"{record['name']}.json")
-    return {"corpus": corpus, "fold": fold, "gamma": gamma, "run": record["name"],
-            "test_accuracy": record["test_accuracy"],
-            "same_as_record": None if committed is None else committed["test_accuracy"] == record["test_accuracy"], "n_train_speakers": len(data["train_speakers"]),
-            "chance": 1 / len(data["train_speakers"]),
+    return {"corpus": corpus, "fold": fold, "gamma": gamma, "run": name, "network": source,
+            "test_accuracy": test_accuracy,
+            "same_as_record": None if committed is None else committed["test_accuracy"] == test_accuracy,
+            "n_train_speakers": len(data["train_speakers"]), "chance": 1 / len(data["train_speakers"]),
             "speaker_probe_accuracy": speaker_probe(emb.numpy(), data["train"]["speakers"], emo),
-            "speaker_head_accuracy": record["train_speaker_accuracy_best"]}
+            "speaker_head_accuracy": head_acc}
 
 
 def run_probes(corpus: str = "emodb", gammas=(3.33, None), folds=None, out_csv=None, data_root=None) -> pd.DataFrame:

@@ -10,6 +10,12 @@ Choices where the paper is silent (all are parameters of :func:`train_run`):
   is the cheapest point of the paper's grid (kernel 5, 64 filters, GRU 128, FC 64) so that a
   fold trains in a few minutes on two CPU cores; the sweep covers the rest of the grid;
 - features are standardised per MFCC coefficient with statistics of the training speakers only;
+- the encoder (``encoder``: the paper's 2D CNN biGRU, or the TDNN biLSTM / 1D CNN GRU of its
+  Table 2, see :mod:`sierlib.encoders`) picks the feature kind (:data:`ENCODER_FEATURES`): MFCC,
+  or 40 log-Mel + energy + pitch for the 1D CNN GRU; everything else is the same for all three.
+  The 2D CNN biGRU's sizes (``n_cnn_layers``, ``kernel_size``, ``n_filters``, ``gru_hidden``)
+  must stay at their defaults for the other two encoders, which have their own (documented)
+  sizes, so that no two run names describe the same network;
 - lambda(p) uses p = (steps done) / (all steps of the run), updated every step;
 - a final batch of one utterance is merged into the previous batch (BatchNorm cannot normalise
   a batch of one in training mode);
@@ -55,6 +61,10 @@ DEFAULTS = dict(corpus="emodb", fold=0, gamma=3.33, n_cnn_layers=1, kernel_size=
 # default, so that older records keep their names (and sweeps still find them finished).
 LATER_PARAMS = {"encoder": "2dcnn_bigru"}
 ENCODERS = ("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")
+# The feature kind (sierlib.features) each encoder reads, as in the paper's Table 2.
+ENCODER_FEATURES = {"2dcnn_bigru": "mfcc", "tdnn_bilstm": "mfcc", "1dcnn_gru": "fbank_energy_pitch"}
+# Run parameters that size the 2D CNN biGRU encoder only.
+CNN2D_PARAMS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden")
 
 
 def _is_int(v) -> bool:
@@ -87,6 +97,11 @@ def check_params(p: dict, n_folds: int | None = None) -> dict:
         raise ValueError(f"weight_decay must be a number >= 0; got {p['weight_decay']!r}")
     if p.get("encoder", "2dcnn_bigru") not in ENCODERS:
         raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}; got {p.get('encoder')!r}")
+    if p.get("encoder", "2dcnn_bigru") != "2dcnn_bigru":
+        changed = [f"{k}={p[k]!r}" for k in CNN2D_PARAMS if p[k] != DEFAULTS[k]]
+        if changed:
+            raise ValueError(f"{', '.join(changed)}: {', '.join(CNN2D_PARAMS)} size the 2dcnn_bigru encoder only; "
+                             f"leave them at their defaults for encoder {p['encoder']!r}")
     if not isinstance(p["device"], str) or not (p["device"] in ("auto", "cpu") or p["device"].startswith("cuda")):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]'; got {p['device']!r}")
     return p
@@ -102,7 +117,11 @@ def resolve_device(device: str) -> torch.device:
 
 def make_params(features: dict | None = None, **kwargs) -> dict:
     """The full, validated parameter set of a run (DEFAULTS updated by kwargs), with the feature
-    parameters under "features"; this is what names the run and what its record stores."""
+    parameters under "features"; this is what names the run and what its record stores.
+
+    The feature kind follows the encoder (:data:`ENCODER_FEATURES`); ``features`` may set the
+    other feature parameters, and may name the kind (``"kind"``; a dict with ``"n_mfcc"`` and no
+    ``"kind"`` is an MFCC one) only if it is the encoder's: a mismatch raises ValueError."""
     unknown = set(kwargs) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown run parameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
@@ -113,7 +132,14 @@ def make_params(features: dict | None = None, **kwargs) -> dict:
         if _is_num(params[name]):
             params[name] = float(params[name])
     check_params(params)
-    params["features"] = check_feature_params(**(features or {}))
+    encoder = params["encoder"]
+    kind = ENCODER_FEATURES[encoder]
+    features = dict(features or {})
+    given = features.get("kind", "mfcc" if "n_mfcc" in features else None)
+    if given is not None and given != kind:
+        raise ValueError(f"encoder {encoder!r} reads features of kind {kind!r}, but the feature parameters are of "
+                         f"kind {given!r}; leave 'kind' out to get the encoder's")
+    params["features"] = check_feature_params(**{**features, "kind": kind})
     return params
 
 
@@ -250,12 +276,16 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
               lr: float = 1e-3, weight_decay: float = 0.0, seed: int = 0, device: str = "auto",
               encoder: str = "2dcnn_bigru", data_root=None, out_dir=None, meta: pd.DataFrame | None = None,
               feats: Features | None = None, feature_params: dict | None = None,
-              progress: bool = True, save: bool = True, return_model: bool = False):
+              progress: bool = True, save: bool = True, return_model: bool = False,
+              checkpoint_dir=None):
     """Train and evaluate one run; returns its record (and the model if ``return_model``).
 
-    ``gamma=None`` trains the network without AL (no speaker branch). ``meta``/``feats`` may be
-    passed to reuse loaded metadata and features across runs. The record is written atomically
-    to ``<out_dir>/<corpus>/<run_name>.json`` (``out_dir`` default ``results/runs``).
+    ``gamma=None`` trains the network without AL (no speaker branch). ``encoder`` picks the
+    encoder and with it the feature kind (:data:`ENCODER_FEATURES`). ``meta``/``feats`` may be
+    passed to reuse loaded metadata and features across runs (``feats`` must be of the encoder's
+    kind and parameters). The record is written atomically to
+    ``<out_dir>/<corpus>/<run_name>.json`` (``out_dir`` default ``results/runs``); with
+    ``checkpoint_dir`` the selected weights go to ``<checkpoint_dir>/<corpus>/<run_name>.pt``.
     """
     params = make_params(corpus=corpus, fold=fold, gamma=gamma, n_cnn_layers=n_cnn_layers,
                          kernel_size=kernel_size, n_filters=n_filters, gru_hidden=gru_hidden,
@@ -269,14 +299,15 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
     if feats is None:
         feats = extract_features(meta, progress=progress, **params["features"])
     elif feats.params != params["features"]:
-        raise ValueError(f"feats were computed with {feats.params}, but the run asks for {params['features']}")
+        raise ValueError(f"feats were computed with {feats.params}, but the run (encoder {encoder!r}) asks for "
+                         f"{params['features']}")
     data = prepare_fold(meta, feats, fold)
     _seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     n_spk = len(data["train_speakers"]) if gamma is not None else None
     model = SIERNet(len(data["emotions"]), n_spk, n_mfcc=feats.X.shape[1], n_cnn_layers=n_cnn_layers,
                     kernel_size=kernel_size, n_filters=n_filters, gru_hidden=gru_hidden,
-                    fc_hidden=fc_hidden, dropout=dropout).to(dev)
+                    fc_hidden=fc_hidden, dropout=dropout, encoder=encoder).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     tr, va, te = data["train"], data["val"], data["test"]
     steps_per_epoch = len(batches(len(tr["X"]), batch_size, shuffle=False))
@@ -351,6 +382,13 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
         "git_commit": _git_commit(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)
+        ckpt = Path(checkpoint_dir) / corpus / f"{record['name']}.pt"
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_name(f".{ckpt.name}.tmp")
+        torch.save({"name": record["name"], "params": params, "state_dict": best["state"]}, tmp)
+        os.replace(tmp, ckpt)
+        record["checkpoint"] = str(ckpt)
     if save:
         out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "results" / "runs"
         record["path"] = str(write_json_atomic(record, out_dir / corpus / f"{record['name']}.json"))
