@@ -37,6 +37,8 @@ summary: setup
 benchmark: setup
 	$(PY) -m sierlib.benchmarks features
 	$(PY) -m sierlib.benchmarks train
+	$(PY) -m sierlib.benchmarks encoders
+	$(PY) -m sierlib.benchmarks sweep
 
 clean-cache:
 	rm -rf cache

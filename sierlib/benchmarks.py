@@ -1,4 +1,4 @@
-"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks features|train``.
+"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks features|train|encoders|sweep``.
 
 features: extracting MFCCs for each whole corpus from a cold cache with the parallel path
     (joblib, all cores) and with a single-process loop, and loading from a warm cache; medians
@@ -11,10 +11,12 @@ encoders: one training epoch with AL on fold 0 of each corpus for each encoder o
     medians of ``--repeats`` epochs of wall time and of this process's CPU time (all threads;
     less sensitive than wall time to other jobs on a shared machine), each also relative to the
     2D CNN biGRU's.
+sweep: runs per hour of the papermill sweep runner with 1 and with 2 workers (same short runs).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -143,14 +145,36 @@ def bench_encoders(corpora=("emodb",), repeats: int = 3, data_root=None,
                   f"CPU: {', '.join(f'{t:.1f}' for t in cpu)}")
 
 
+def bench_sweep(corpora=("emodb",), repeats: int = 4, data_root=None, epochs: int = 2) -> None:
+    """Sweep throughput through papermill with 1 and 2 workers, measured in the same run: the
+    same ``repeats`` short runs (``epochs`` epochs each, default network) into a temporary folder,
+    so kernel start-up and feature loading count as they do in a real sweep."""
+    from .sweep import plan_sweep, run_sweep
+
+    corpus = corpora[0]
+    plan = plan_sweep(corpus, folds=list(range(repeats)), gammas=[2.5], depths=[1], epochs=epochs)
+    print(f"sweep throughput: {len(plan)} runs of {epochs} epochs on {corpus}, default network, papermill")
+    rates = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            report = run_sweep(plan, workers=workers, out_dir=f"{tmp}/runs", notebook_dir=f"{tmp}/nbs",
+                               data_root=data_root, progress=False)
+        if report.failed:
+            raise RuntimeError(str(report))
+        rates[workers] = 3600 * len(plan) / report.wall_time_s
+        print(f"  {workers} worker(s), {max(1, (os.cpu_count() or 1) // workers)} thread(s) each: "
+              f"{report.wall_time_s:6.1f} s, {rates[workers]:5.1f} runs/hour")
+    print(f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "train", "encoders"])
+    ap.add_argument("what", choices=["features", "train", "encoders", "sweep"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args(argv)
-    {"features": bench_features, "train": bench_train, "encoders": bench_encoders}[args.what](
+    {"features": bench_features, "train": bench_train, "encoders": bench_encoders, "sweep": bench_sweep}[args.what](
         args.corpora, args.repeats, args.data_root)
 
 
