@@ -51,8 +51,11 @@ def plan_sweep(corpus: str, folds=None, gammas=GAMMAS, depths=DEPTHS, grid: bool
     plan = []
     for encoder, depth, gamma, point, seed, fold in itertools.product(encoders, depths, gammas, grid_points,
                                                                         seeds, folds):
-        if encoder != "2dcnn_bigru" and (depth != depths[0] or point):
-            continue  # depth and the grid belong to the 2D CNN biGRU encoder
+        if encoder != "2dcnn_bigru":
+            if depth != depths[0] or point:
+                continue  # depth and the grid size the 2D CNN biGRU encoder only
+            plan.append(make_params(corpus=corpus, fold=fold, gamma=gamma, seed=seed, encoder=encoder, **fixed))
+            continue
         plan.append(make_params(corpus=corpus, fold=fold, gamma=gamma, n_cnn_layers=depth, seed=seed,
                                 encoder=encoder, **{**point, **fixed}))
     names = [run_name(p) for p in plan]

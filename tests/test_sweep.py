@@ -26,6 +26,10 @@ def test_plan_covers_every_combination_once():
     grid = plan_sweep("emodb", folds=[0], gammas=[2.5], depths=[1], grid=True)
     assert len(grid) == 16 and {p["kernel_size"] for p in grid} == {5, 2}
     assert len(plan_sweep("ravdess", gammas=[None], depths=[1])) == 12
+    # the earlier encoders have no depth or grid: one run per fold and gamma, whatever is asked
+    enc = plan_sweep("emodb", gammas=[None, 3.33], depths=[2, 3], grid=True, encoders=["2dcnn_bigru", "tdnn_bilstm"])
+    assert sum(p["encoder"] == "tdnn_bilstm" for p in enc) == 10
+    assert all(p["n_cnn_layers"] == 1 for p in enc if p["encoder"] == "tdnn_bilstm")
 
 
 def test_a_killed_sweep_finishes_the_rest_without_losing_or_duplicating(synthetic_root, synthetic_cache, tmp_path,
