@@ -52,7 +52,7 @@ def plan_sweep(corpus: str, folds=None, gammas=GAMMAS, depths=DEPTHS, grid: bool
     for encoder, depth, gamma, point, seed, fold in itertools.product(encoders, depths, gammas, grid_points,
                                                                         seeds, folds):
         if encoder != "2dcnn_bigru":
-            if depth != depths[0] or point:
+            if depth != depths[0] or point != grid_points[0]:
                 continue  # depth and the grid size the 2D CNN biGRU encoder only
             plan.append(make_params(corpus=corpus, fold=fold, gamma=gamma, seed=seed, encoder=encoder, **fixed))
             continue
