@@ -88,7 +88,7 @@ def _execute(params: dict, out_dir: Path, nb_dir: Path, data_root, threads: int 
     nb_params.update(data_root=None if data_root is None else str(data_root), out_dir=str(out_dir),
                      torch_threads=threads, reuse_record=True)
     pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters=nb_params, cwd=str(REPO_ROOT),
-                        progress_bar=False, kernel_name="python3", execution_timeout=timeout)
+                        progress_bar=False, kernel_name="python3", execution_timeout=timeout, start_timeout=300)
     if read_record(out_dir / params["corpus"] / f"{name}.json") is None:
         raise RuntimeError("the notebook finished without writing a finished record")
     return name, out_nb

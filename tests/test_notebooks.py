@@ -13,8 +13,9 @@ TINY = dict(n_filters=8, gru_hidden=8, fc_hidden=8, batch_size=8)
 
 def execute(tmp_path, **parameters):
     out = tmp_path / "out.ipynb"
+    # a generous kernel start-up timeout: CI machines may be busy
     pm.execute_notebook(str(NB04), str(out), parameters=parameters, cwd=str(REPO), progress_bar=False,
-                        kernel_name="python3")
+                        kernel_name="python3", start_timeout=300)
     return nbformat.read(out, 4)
 
 
