@@ -458,10 +458,6 @@ def load_classical_records(folder: str | os.PathLike | None = None) -> pd.DataFr
                                        "wall_time_s", "path"])
 
 
-def _fmt(mean: float, std: float) -> str:
-    return f"{mean:.1f} ± {std:.1f}" if not pd.isna(std) else f"{mean:.1f}"
-
-
 def classical_table(folder: str | os.PathLike | None = None) -> pd.DataFrame:
     """Mean ± std over folds (ddof=1, in %) of test accuracy and UAR per corpus and feature set.
 
@@ -482,15 +478,11 @@ def classical_table(folder: str | os.PathLike | None = None) -> pd.DataFrame:
             "accuracy", "UAR"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
-    table = runs.groupby(["corpus", "feature_set", "kernel"], sort=True).agg(
-        folds=("fold", "nunique"),
-        acc_mean=("test_accuracy", lambda s: 100 * s.mean()),
-        acc_std=("test_accuracy", lambda s: 100 * s.std(ddof=1) if len(s) > 1 else np.nan),
-        uar_mean=("test_uar", lambda s: 100 * s.mean()),
-        uar_std=("test_uar", lambda s: 100 * s.std(ddof=1) if len(s) > 1 else np.nan),
-    ).reset_index()
-    table["accuracy"] = [_fmt(m, s) for m, s in zip(table.acc_mean, table.acc_std)]
-    table["UAR"] = [_fmt(m, s) for m, s in zip(table.uar_mean, table.uar_std)]
+    from .results import fmt, summarise
+
+    table = summarise(runs, ["corpus", "feature_set", "kernel"])
+    table["accuracy"] = [fmt(m, s) for m, s in zip(table.acc_mean, table.acc_std)]
+    table["UAR"] = [fmt(m, s) for m, s in zip(table.uar_mean, table.uar_std)]
     return table[cols]
 
 

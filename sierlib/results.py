@@ -49,7 +49,9 @@ def load_records(folder: str | os.PathLike | None = None, corpus: str | None = N
 
 def summarise(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean and std (over folds, ddof=1) of test accuracy and UAR in %, with the fold count."""
-    g = runs.assign(gamma=runs["gamma"].map(lambda v: "without AL" if v is None or pd.isna(v) else v))
+    g = runs
+    if "gamma" in runs:
+        g = runs.assign(gamma=runs["gamma"].map(lambda v: "without AL" if v is None or pd.isna(v) else v))
     out = g.groupby(by, dropna=False).agg(
         folds=("fold", "nunique"),
         acc_mean=("test_accuracy", lambda s: 100 * s.mean()),
