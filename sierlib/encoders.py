@@ -15,7 +15,8 @@ and Li et al. only the abstracts were at hand when this module was written (thei
 well give sizes that differ from ours). What the sources state is marked **stated** below (the
 source in brackets: [Leow T2] is the paper's Table 2); everything else is **assumed** here,
 chosen to follow common practice for that kind of network and to keep one Emo-DB epoch within
-about twice the default 2D CNN biGRU's CPU time. Each assumed size is a constructor argument.
+about twice the default 2D CNN biGRU's CPU time. Each assumed size is a constructor argument;
+a run records them (:func:`encoder_sizes`) in its parameters and its name hash.
 
 Both encoders map ``(batch, n_features, T)`` to a pooled utterance embedding
 ``(batch, out_features)`` that feeds the unchanged emotion head and, behind the gradient
@@ -62,6 +63,8 @@ adversary           gradient reversal only, no cross-gradient       gradient rev
 ==================  ==============================================  ==================================================
 """
 from __future__ import annotations
+
+import inspect
 
 import torch
 from torch import nn
@@ -180,3 +183,19 @@ class CNN1DGRUEncoder(nn.Module):
         h = self.cnn(x)                       # (B, n_filters, T')
         h, _ = self.gru(h.transpose(1, 2))    # (B, T', gru_hidden)
         return stats_pool(h)
+
+
+ENCODER_CLASSES = {"tdnn_bilstm": TDNNBiLSTMEncoder, "1dcnn_gru": CNN1DGRUEncoder}
+
+
+def encoder_sizes(encoder: str) -> dict:
+    """The assumed sizes of an earlier encoder (its keyword-only constructor defaults), JSON-ready.
+
+    A run stores them in its parameters (``params["encoder_sizes"]``), so that they are recorded
+    with every result and enter the run's name hash: a run with other sizes gets another name."""
+    if encoder not in ENCODER_CLASSES:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODER_CLASSES)}; got {encoder!r}")
+    sig = inspect.signature(ENCODER_CLASSES[encoder].__init__)
+    sizes = {k: v.default for k, v in sig.parameters.items() if v.kind is inspect.Parameter.KEYWORD_ONLY}
+    # tuples become lists, as they would after a JSON round trip
+    return {k: [list(c) for c in v] if k == "contexts" else v for k, v in sizes.items()}

@@ -56,7 +56,7 @@ def probe_run(corpus: str, fold: int, gamma, meta=None, feats=None, data_root=No
     import torch
 
     from .model import SIERNet
-    from .train import make_params, run_name
+    from .train import _encoder_kwargs, make_params, run_name
 
     meta = load_metadata(corpus, data_root) if meta is None else meta
     feats = extract_features(meta, progress=False) if feats is None else feats
@@ -69,7 +69,8 @@ def probe_run(corpus: str, fold: int, gamma, meta=None, feats=None, data_root=No
         model = SIERNet(len(data["emotions"]), len(data["train_speakers"]) if gamma is not None else None,
                         n_mfcc=feats.X.shape[1], n_cnn_layers=params["n_cnn_layers"],
                         kernel_size=params["kernel_size"], n_filters=params["n_filters"],
-                        gru_hidden=params["gru_hidden"], fc_hidden=params["fc_hidden"], dropout=params["dropout"])
+                        gru_hidden=params["gru_hidden"], fc_hidden=params["fc_hidden"], dropout=params["dropout"],
+                        encoder=params["encoder"], encoder_kwargs=_encoder_kwargs(params))
         model.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
         logits, _, _ = predict(model, data["test"]["X"])
         test_accuracy = float(np.mean(logits.argmax(1).numpy() == data["test"]["y"].numpy()))  # as train_run

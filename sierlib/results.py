@@ -37,7 +37,7 @@ def load_records(folder: str | os.PathLike | None = None, corpus: str | None = N
             continue
         if rec.get("status") != "finished" or (corpus and rec["params"]["corpus"] != corpus):
             continue
-        p = {k: v for k, v in rec["params"].items() if k != "features"}
+        p = {k: v for k, v in rec["params"].items() if k not in ("features", "encoder_sizes")}
         row = {**p, **{k: rec.get(k) for k in ROW_FIELDS}, "encoder": rec["params"].get("encoder", "2dcnn_bigru"),
                "name": rec["name"]}
         rows.append(row)

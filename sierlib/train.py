@@ -140,6 +140,10 @@ def make_params(features: dict | None = None, **kwargs) -> dict:
         raise ValueError(f"encoder {encoder!r} reads features of kind {kind!r}, but the feature parameters are of "
                          f"kind {given!r}; leave 'kind' out to get the encoder's")
     params["features"] = check_feature_params(**{**features, "kind": kind})
+    if encoder != "2dcnn_bigru":
+        from .encoders import encoder_sizes
+
+        params["encoder_sizes"] = encoder_sizes(encoder)  # recorded, and part of the name hash
     return params
 
 
@@ -148,10 +152,21 @@ def run_name(params: dict) -> str:
     g = "none" if params["gamma"] is None else f"{params['gamma']:g}"
     hashed = {k: v for k, v in params.items() if not (k in LATER_PARAMS and v == LATER_PARAMS[k])}
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    enc = "" if params.get("encoder", "2dcnn_bigru") == "2dcnn_bigru" else f"-{params['encoder']}"
-    return (f"{params['corpus']}{enc}-fold{params['fold']}-gamma{g}-L{params['n_cnn_layers']}"
+    if params.get("encoder", "2dcnn_bigru") != "2dcnn_bigru":
+        # the 2D CNN sizes do not apply; the earlier encoder's own sizes are in the hash
+        return (f"{params['corpus']}-{params['encoder']}-fold{params['fold']}-gamma{g}"
+                f"-fc{params['fc_hidden']}-seed{params['seed']}-{digest}")
+    return (f"{params['corpus']}-fold{params['fold']}-gamma{g}-L{params['n_cnn_layers']}"
             f"-k{params['kernel_size']}-c{params['n_filters']}-h{params['gru_hidden']}"
             f"-fc{params['fc_hidden']}-seed{params['seed']}-{digest}")
+
+
+def _encoder_kwargs(params: dict) -> dict | None:
+    """Constructor arguments of an earlier encoder from a run's recorded ``encoder_sizes``."""
+    sizes = params.get("encoder_sizes")
+    if not sizes:
+        return None
+    return {k: tuple(tuple(c) for c in v) if k == "contexts" else v for k, v in sizes.items()}
 
 
 def _seed_everything(seed: int) -> None:
@@ -307,7 +322,8 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
     n_spk = len(data["train_speakers"]) if gamma is not None else None
     model = SIERNet(len(data["emotions"]), n_spk, n_mfcc=feats.X.shape[1], n_cnn_layers=n_cnn_layers,
                     kernel_size=kernel_size, n_filters=n_filters, gru_hidden=gru_hidden,
-                    fc_hidden=fc_hidden, dropout=dropout, encoder=encoder).to(dev)
+                    fc_hidden=fc_hidden, dropout=dropout, encoder=encoder,
+                    encoder_kwargs=_encoder_kwargs(params)).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     tr, va, te = data["train"], data["val"], data["test"]
     steps_per_epoch = len(batches(len(tr["X"]), batch_size, shuffle=False))

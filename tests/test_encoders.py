@@ -1,4 +1,6 @@
 """The two earlier encoders of the paper's Table 2 and the log-Mel + energy + pitch features."""
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from sierlib.corpora import EMODB_EMOTIONS
-from sierlib.encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder
+from sierlib.encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder, encoder_sizes
 from sierlib.features import cache_key, check_feature_params, extract_features, speech_mask
 from sierlib.model import SIERNet, gradient_reversal, layer_table
 from sierlib.synthetic import _EMOTION_STYLE
-from sierlib.train import ENCODER_FEATURES, make_params, read_record, run_name, train_run
+from sierlib.train import ENCODER_FEATURES, _encoder_kwargs, make_params, read_record, run_name, train_run
 
 N_FEATURES = {"tdnn_bilstm": 20, "1dcnn_gru": 42}
 CLASSES = {"tdnn_bilstm": TDNNBiLSTMEncoder, "1dcnn_gru": CNN1DGRUEncoder}
@@ -148,10 +150,31 @@ def test_two_epoch_run_records_encoder_and_features(encoder, synthetic_meta, syn
     assert on_disk["params"]["features"].get("kind", "mfcc") == ENCODER_FEATURES[encoder]
     assert len(on_disk["curves"]) == 2 and on_disk["train_speaker_accuracy_final"] is not None
     assert run_name(on_disk["params"]) == on_disk["name"]
+    assert on_disk["params"]["encoder_sizes"] == encoder_sizes(encoder)
     other = synthetic_feats if encoder == "1dcnn_gru" else fbank_feats
     with pytest.raises(ValueError, match="feats were computed"):
         train_run("synthetic", 0, 2.5, encoder=encoder, epochs=1, meta=synthetic_meta, feats=other, save=False,
                   progress=False)
+
+
+@pytest.mark.parametrize("encoder", ["tdnn_bilstm", "1dcnn_gru"])
+def test_earlier_encoder_sizes_name_the_run(encoder, monkeypatch):
+    import sierlib.encoders
+
+    p = make_params(corpus="emodb", encoder=encoder)
+    name = run_name(p)
+    # the 2D CNN biGRU's sizes would mislead here; the encoder's own sizes are in the hash
+    assert "-L1-" not in name and "-k5-" not in name and name.startswith(f"emodb-{encoder}-fold0-")
+    sizes = encoder_sizes(encoder)
+    assert p["encoder_sizes"] == sizes and json.loads(json.dumps(sizes)) == sizes
+    key = "lstm_hidden" if encoder == "tdnn_bilstm" else "gru_hidden"
+    monkeypatch.setattr(sierlib.encoders, "encoder_sizes", lambda e: {**sizes, key: 32})
+    changed = make_params(corpus="emodb", encoder=encoder)
+    assert run_name(changed) != name
+    model = SIERNet(7, 6, n_mfcc=N_FEATURES[encoder], encoder=encoder, encoder_kwargs=_encoder_kwargs(changed))
+    assert model.encoder.out_features == (4 if encoder == "tdnn_bilstm" else 2) * 32
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        encoder_sizes("2dcnn_bigru")
 
 
 def test_same_seed_same_run_on_cpu(synthetic_meta, fbank_feats):
