@@ -69,6 +69,22 @@ def verify_files(folder: str | os.PathLike, checksums: dict[str, str], progress:
     return problems
 
 
+def ravdess_checksums_for(folder: str | os.PathLike) -> dict[str, str]:
+    """The RAVDESS checksums to check ``folder`` against, file by file: a recording present as
+    ``.flac`` is checked against the FLAC list, any other against the original ``.wav`` list, so a
+    copy that mixes both formats (one actor re-encoded, say) verifies too."""
+    folder = Path(folder)
+    flac = read_checksums("ravdess-flac")
+    out = {}
+    for rel, digest in read_checksums("ravdess").items():
+        as_flac = rel[:-len(".wav")] + ".flac"
+        if not (folder / rel).is_file() and as_flac in flac and (folder / as_flac).is_file():
+            out[as_flac] = flac[as_flac]
+        else:
+            out[rel] = digest  # reported as missing under its original name if neither exists
+    return out
+
+
 def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
     """Verify an unpacked corpus file by file; raises CorpusError naming the bad files.
 
@@ -80,10 +96,8 @@ def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
     folder = _data_root(data_root) / corpus
     if not folder.is_dir():
         raise CorpusError(f"{PRETTY[corpus]} was not found at {folder}; run `sier download {corpus}`.")
-    lists = ["emodb"] if corpus == "emodb" else ["ravdess", "ravdess-flac"]
-    if corpus == "ravdess" and not any(folder.glob("Actor_01/*.wav")):
-        lists = ["ravdess-flac"]
-    problems = verify_files(folder, read_checksums(lists[0]), progress, desc=f"verify {corpus}")
+    checksums = read_checksums("emodb") if corpus == "emodb" else ravdess_checksums_for(folder)
+    problems = verify_files(folder, checksums, progress, desc=f"verify {corpus}")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise CorpusError(f"{PRETTY[corpus]} at {folder} failed verification: {shown}. "
@@ -111,6 +125,12 @@ def fetch(url: str, dest: str | os.PathLike, progress: bool = True, timeout: flo
     return dest
 
 
+def _drop_archive(archive: Path) -> None:
+    """Remove a downloaded archive and the note of its URL."""
+    archive.unlink(missing_ok=True)
+    archive.with_name(archive.name + ".url").unlink(missing_ok=True)
+
+
 def _find_base(extracted: Path, first_rel: str) -> Path:
     """The folder inside an unpacked archive that holds the corpus's files (archives may wrap
     them in one extra top-level folder)."""
@@ -135,7 +155,8 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
     force : bool
         Replace an existing copy (only after the new one has been verified).
     keep_archive : bool
-        Keep the downloaded zip in ``<data_root>/.downloads``.
+        Keep the downloaded zip in ``<data_root>/.downloads`` (with ``<archive>.url`` noting its
+        source). A kept archive is reused by the next download from the same URL only.
 
     Returns
     -------
@@ -151,8 +172,13 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
         verify_corpus(corpus, root, progress)
         return target
     archive = root / ".downloads" / SOURCES[corpus]["archive"]
+    source = archive.with_name(archive.name + ".url")  # where a kept archive came from
+    url = url or SOURCES[corpus]["url"]
+    if archive.is_file() and (not source.is_file() or source.read_text().strip() != url):
+        _drop_archive(archive)  # kept from another source: fetch the one asked for
     if not archive.is_file():
-        fetch(url or SOURCES[corpus]["url"], archive, progress)
+        fetch(url, archive, progress)
+        source.write_text(url + "\n")
     checksums = read_checksums(corpus)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{corpus}-", dir=root))
     # Unpack into a folder made with mkdir, not into mkdtemp's own (mode 0700): an archive without
@@ -166,17 +192,17 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
                 for m in tqdm(members, desc=f"unpack {archive.name}", unit="file", disable=not progress):
                     zf.extract(m, unpacked)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            archive.unlink(missing_ok=True)  # a damaged archive must be fetched again
+            _drop_archive(archive)  # a damaged archive must be fetched again
             raise CorpusError(f"{archive} is not a complete zip archive ({exc}); it was removed, "
                               f"run `sier download {corpus}` again.") from None
         try:
             base = _find_base(unpacked, next(iter(sorted(checksums))))
         except CorpusError:
-            archive.unlink(missing_ok=True)  # the wrong file: kept, it would be reused next time
+            _drop_archive(archive)  # the wrong file: kept, it would be reused next time
             raise
         problems = verify_files(base, checksums, progress, desc=f"verify {corpus}")
         if problems:
-            archive.unlink(missing_ok=True)
+            _drop_archive(archive)
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
             raise CorpusError(f"the downloaded {PRETTY[corpus]} failed verification ({shown}); "
                               f"nothing was installed and the archive was removed. Try again, or "
@@ -196,5 +222,5 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not keep_archive:
-        archive.unlink(missing_ok=True)
+        _drop_archive(archive)
     return target

@@ -183,6 +183,19 @@ def test_download_keep_archive(server, root, checksums):
     download_corpus("emodb", root, url=url, keep_archive=True, progress=False)
     assert (root / ".downloads" / ARCHIVE).read_bytes() == payload
     assert leftovers(root) == []
+    # the kept archive is reused for the same URL (nothing fetched) ...
+    n = len(server.requests)
+    download_corpus("emodb", root, url=url, force=True, keep_archive=True, progress=False)
+    assert len(server.requests) == n
+    # ... but not for another one: a mirror given with --url is fetched, not shadowed by the old zip
+    wrapped = make_zip(prefix="download/")
+    mirror = server.serve("/mirror.zip", wrapped)
+    assert_installed(download_corpus("emodb", root, url=mirror, force=True, keep_archive=True, progress=False))
+    assert server.requests[n:] == ["/mirror.zip"]
+    assert (root / ".downloads" / ARCHIVE).read_bytes() == wrapped
+    # without keep_archive, the archive and its URL note both go
+    download_corpus("emodb", root, url=url, force=True, progress=False)
+    assert sorted(p.name for p in (root / ".downloads").iterdir()) == []
 
 
 def test_download_archive_with_wrapper_folder(server, root, checksums):
@@ -387,7 +400,29 @@ def test_verify_real_ravdess_flac(real_data, monkeypatch):
     monkeypatch.setattr(dl, "read_checksums", spy)
     assert not any((real_data / "ravdess").glob("Actor_*/*.wav"))
     verify_corpus("ravdess", real_data, progress=False)
-    assert used == ["ravdess-flac"]
+    assert sorted(used) == ["ravdess", "ravdess-flac"]
+    assert all(rel.endswith(".flac") for rel in dl.ravdess_checksums_for(real_data / "ravdess"))
+
+
+def test_verify_ravdess_mixing_wav_and_flac(tmp_path, monkeypatch):
+    """A copy with some actors as original .wav and others as .flac verifies file by file."""
+    files = {"Actor_01/03-01-01-01-01-01-01": (b"wav one", b"flac one"),
+             "Actor_02/03-01-01-01-01-01-02": (b"wav two", b"flac two")}
+    lists = {"ravdess": {f"{k}.wav": hashlib.sha256(w).hexdigest() for k, (w, _) in files.items()},
+             "ravdess-flac": {f"{k}.flac": hashlib.sha256(f).hexdigest() for k, (_, f) in files.items()}}
+    monkeypatch.setattr(dl, "read_checksums", lambda name: lists[name])
+    folder = tmp_path / "ravdess"
+    (folder / "Actor_01").mkdir(parents=True)
+    (folder / "Actor_02").mkdir()
+    (folder / "Actor_01/03-01-01-01-01-01-01.wav").write_bytes(b"wav one")
+    (folder / "Actor_02/03-01-01-01-01-01-02.flac").write_bytes(b"flac two")
+    verify_corpus("ravdess", tmp_path, progress=False)
+    (folder / "Actor_02/03-01-01-01-01-01-02.flac").write_bytes(b"damaged")
+    with pytest.raises(CorpusError, match=re.escape("Actor_02/03-01-01-01-01-01-02.flac: sha256 mismatch")):
+        verify_corpus("ravdess", tmp_path, progress=False)
+    (folder / "Actor_02/03-01-01-01-01-01-02.flac").unlink()
+    with pytest.raises(CorpusError, match=re.escape("Actor_02/03-01-01-01-01-01-02.wav: missing")):
+        verify_corpus("ravdess", tmp_path, progress=False)
 
 
 # --------------------------------------------------------------------------- the shipped lists
