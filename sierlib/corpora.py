@@ -121,7 +121,29 @@ def check_audio_file(path: str | os.PathLike, corpus: str = "emodb") -> sf._Soun
         raise CorpusError(f"{what} cannot be read as audio ({exc}). {_fix_hint(corpus)}") from None
     if info.frames <= 0:
         raise CorpusError(f"{what} holds no audio samples. {_fix_hint(corpus)}")
+    if path.suffix.lower() == ".flac":
+        problem = flac_truncation(path, info.frames)
+        if problem:
+            raise CorpusError(f"{what} is truncated: {problem}. {_fix_hint(corpus)}")
     return info
+
+
+def flac_truncation(path: str | os.PathLike, frames: int) -> str | None:
+    """Describe how a FLAC file is truncated, or return None if its last samples decode.
+
+    A FLAC header states the total number of samples whether or not the audio behind it is all
+    there, so a cut-off file passes ``sf.info``. Seeking to the end and decoding the last few
+    samples finds the cut at the cost of one FLAC frame (under a millisecond), not the whole file.
+    """
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(max(frames - 16, 0))
+            got = len(f.read(16))
+    except Exception as exc:  # libsndfile: "flac decoder lost sync", "psf_fseek() failed"
+        return f"its header promises {frames} samples but the end cannot be decoded ({exc})"
+    if got < min(16, frames):
+        return f"its header promises {frames} samples but the last ones are missing"
+    return None
 
 
 def read_audio(path: str | os.PathLike, sr: int | None = 22050, corpus: str = "emodb") -> np.ndarray:

@@ -232,6 +232,17 @@ def test_emodb_truncated_wav(real_data, tmp_path):
 
 
 @pytest.mark.real
+def test_ravdess_truncated_flac_found_by_load_metadata(real_data, tmp_path):
+    cut = "Actor_05/03-01-04-02-01-01-05.flac"
+    root = ravdess_tree(real_data, tmp_path)
+    data = (real_data / "ravdess" / cut).read_bytes()
+    replace_with(root / "ravdess" / cut, data[: len(data) * 3 // 4])
+    with pytest.raises(CorpusError, match="truncated") as err:
+        load_metadata("ravdess", root)
+    assert_names(err, cut)
+
+
+@pytest.mark.real
 def test_emodb_garbage_file(real_data, tmp_path):
     root = emodb_tree(real_data, tmp_path)
     replace_with(root / "emodb" / TARGET, np.random.default_rng(0).bytes(5000))
@@ -259,6 +270,9 @@ def test_truncated_flac(real_data, tmp_path):
         bad.write_bytes(data[: int(len(data) * frac)])
         with pytest.raises(CorpusError) as err:
             read_audio(bad, corpus="ravdess")
+        assert_names(err, f"cut{int(frac * 100)}/{src.name}")
+        with pytest.raises(CorpusError, match="truncated") as err:
+            check_audio_file(bad, corpus="ravdess")
         assert_names(err, f"cut{int(frac * 100)}/{src.name}")
 
 
@@ -337,8 +351,12 @@ def test_truncated_flac_synthetic(synthetic_copy, tmp_path):
     assert len(read_audio(flac, sr=None, corpus="synthetic")) == 3 * len(y)
     data = flac.read_bytes()
     flac.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CorpusError) as err:
+    with pytest.raises(CorpusError, match="truncated") as err:
         read_audio(flac, sr=None, corpus="synthetic")
+    assert_names(err, "flac/21a01Wa.flac", fix="sier synthetic")
+    # the header check alone (what load_metadata runs on every file) finds it too
+    with pytest.raises(CorpusError, match="truncated") as err:
+        check_audio_file(flac, corpus="synthetic")
     assert_names(err, "flac/21a01Wa.flac", fix="sier synthetic")
 
 
