@@ -87,8 +87,11 @@ def _execute(params: dict, out_dir: Path, nb_dir: Path, data_root, threads: int 
     nb_params = {k: v for k, v in params.items() if k != "features"}
     nb_params.update(data_root=None if data_root is None else str(data_root), out_dir=str(out_dir),
                      torch_threads=threads, reuse_record=True)
+    # The kernel's log level is ERROR so that every run does not print ipykernel's warning about
+    # unencrypted local TCP into the sweep's progress bar; errors still show.
     pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters=nb_params, cwd=str(REPO_ROOT),
-                        progress_bar=False, kernel_name="python3", execution_timeout=timeout, start_timeout=300)
+                        progress_bar=False, kernel_name="python3", execution_timeout=timeout, start_timeout=300,
+                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
     if read_record(out_dir / params["corpus"] / f"{name}.json") is None:
         raise RuntimeError("the notebook finished without writing a finished record")
     return name, out_nb

@@ -33,7 +33,7 @@ def test_plan_covers_every_combination_once():
 
 
 def test_a_killed_sweep_finishes_the_rest_without_losing_or_duplicating(synthetic_root, synthetic_cache, tmp_path,
-                                                                           monkeypatch):
+                                                                           monkeypatch, capfd):
     monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
     runs, nbs = tmp_path / "runs", tmp_path / "nbs"
     plan = synthetic_plan()
@@ -49,8 +49,10 @@ def test_a_killed_sweep_finishes_the_rest_without_losing_or_duplicating(syntheti
     proc.wait()
     before = {p.name for p in runs.rglob("*.json")}
     assert 2 <= len(before) < len(plan), "the sweep should have been killed halfway"
+    capfd.readouterr()
     report = run_sweep(plan, workers=2, out_dir=runs, notebook_dir=nbs, data_root=synthetic_root, progress=False)
     assert report.failed == []
+    assert "WARNING" not in capfd.readouterr().err  # kernels' log noise stays out of the progress bar
     assert report.skipped >= len(before) and report.skipped + len(report.finished) == len(plan)
     files = sorted(p.name for p in (runs / "synthetic").iterdir())
     assert files == sorted(f"{run_name(p)}.json" for p in plan)  # one finished record per run, nothing else
