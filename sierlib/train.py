@@ -309,6 +309,7 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
                          features=feature_params)
     dev = resolve_device(device)
     t0 = time.time()
+    commit = _git_commit()  # the code this run starts with, not whatever is checked out when it ends
     if meta is None:
         meta = load_metadata(corpus, data_root)
     if feats is None:
@@ -395,7 +396,7 @@ def train_run(corpus: str = "emodb", fold: int = 0, gamma: float | None = 3.33, 
         "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
         "torch_threads": torch.get_num_threads(),
         "versions": _versions(),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)
