@@ -45,6 +45,16 @@ def test_04_trains_on_the_synthetic_corpus(synthetic_root, tmp_path, monkeypatch
     assert "Showing the finished record" in again
 
 
+def test_04_trains_an_earlier_encoder(synthetic_root, tmp_path, monkeypatch, synthetic_cache):
+    """The path the Table 2 sweeps take: the record stores the encoder's own sizes."""
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
+    execute(tmp_path, corpus="synthetic", fold=0, gamma=2.5, epochs=1, encoder="tdnn_bilstm", fc_hidden=8,
+            batch_size=8, data_root=str(synthetic_root), out_dir=str(tmp_path / "runs"))
+    rec = json.loads(next((tmp_path / "runs" / "synthetic").glob("*.json")).read_text())
+    assert rec["params"]["encoder"] == "tdnn_bilstm" and rec["params"]["encoder_sizes"]["lstm_hidden"] == 128
+    assert rec["name"].startswith("synthetic-tdnn_bilstm-fold0-gamma2.5-fc8-")
+
+
 @pytest.mark.parametrize("name,value", [("gamma", "abc"), ("fold", 7), ("n_cnn_layers", 9), ("epochs", "ten")])
 def test_04_rejects_bad_parameters_at_once(tmp_path, name, value):
     with pytest.raises(pm.PapermillExecutionError) as err:
