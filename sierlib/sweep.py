@@ -84,7 +84,8 @@ def _execute(params: dict, out_dir: Path, nb_dir: Path, data_root, threads: int 
     name = run_name(params)
     nb_dir.mkdir(parents=True, exist_ok=True)
     out_nb = nb_dir / f"{name}.ipynb"
-    nb_params = {k: v for k, v in params.items() if k != "features"}
+    # feature parameters and an earlier encoder's sizes follow from the notebook's own parameters
+    nb_params = {k: v for k, v in params.items() if k not in ("features", "encoder_sizes")}
     nb_params.update(data_root=None if data_root is None else str(data_root), out_dir=str(out_dir),
                      torch_threads=threads, reuse_record=True)
     # The kernel's log level is ERROR so that every run does not print ipykernel's warning about
