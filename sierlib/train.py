@@ -235,13 +235,18 @@ def prepare_fold(meta: pd.DataFrame, feats: Features, fold: int, folds: pd.DataF
     return out
 
 
-def _git_commit() -> str | None:
+# What a run executes; "-dirty" marks a record whose run started with uncommitted changes here.
+# Changes elsewhere (README, papers/, results/ -- which every sweep rewrites) do not touch a run.
+RUN_CODE_PATHS = ("sierlib", "notebooks/04_train.ipynb", "pyproject.toml")
+
+
+def _git_commit(repo: str | os.PathLike = REPO_ROOT) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RUN_CODE_PATHS],
+                               cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None

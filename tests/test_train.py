@@ -108,3 +108,25 @@ def test_committed_records_keep_their_names():
     for path in records:
         rec = json.loads(path.read_text())
         assert run_name(rec["params"]) == rec["name"] == path.stem
+
+
+def test_git_commit_is_dirty_only_for_run_code(tmp_path):
+    import subprocess
+
+    from sierlib.train import _git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "sierlib").mkdir()
+    (tmp_path / "sierlib" / "model.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("readme\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = _git_commit(tmp_path)
+    assert clean and len(clean) == 40
+    (tmp_path / "README.md").write_text("edited\n")  # docs and results do not change what a run executes
+    assert _git_commit(tmp_path) == clean
+    (tmp_path / "sierlib" / "model.py").write_text("x = 2\n")
+    assert _git_commit(tmp_path) == clean + "-dirty"
