@@ -16,6 +16,8 @@ import pandas as pd
 from .corpora import REPO_ROOT
 
 ROLES = ("train", "val", "test")
+# Leave-two-speakers-out, gender-balanced: 10 Emo-DB speakers -> 5 folds, 24 RAVDESS actors -> 12.
+N_FOLDS = {"emodb": 5, "ravdess": 12}
 
 
 def make_folds(meta: pd.DataFrame) -> pd.DataFrame:

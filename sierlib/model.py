@@ -146,10 +146,9 @@ class SIERNet(nn.Module):
                                  "biGRU takes n_cnn_layers, kernel_size, n_filters and gru_hidden")
             self.encoder = Encoder(n_mfcc, n_cnn_layers, kernel_size, n_filters, gru_hidden, dropout)
         else:
-            from .encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder
+            from .encoders import ENCODER_CLASSES  # imported here: encoders imports stats_pool from this module
 
-            cls = TDNNBiLSTMEncoder if encoder == "tdnn_bilstm" else CNN1DGRUEncoder
-            self.encoder = cls(n_mfcc, dropout, **(encoder_kwargs or {}))
+            self.encoder = ENCODER_CLASSES[encoder](n_mfcc, dropout, **(encoder_kwargs or {}))
         self.encoder_name = encoder
         d = self.encoder.out_features
         self.emotion_head = classifier_head(d, fc_hidden, n_emotions, dropout)

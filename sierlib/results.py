@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .corpora import REPO_ROOT
+from .folds import N_FOLDS
 
 # The paper's Table 1 (accuracy %, mean +- std over folds), keyed by (depth, gamma or None).
 PAPER_TABLE1 = {
@@ -74,7 +75,6 @@ PAPER_TABLE2 = {  # accuracy %, AL, from the paper's Table 2
 }
 SIZE_COLS = ["kernel_size", "n_filters", "gru_hidden", "fc_hidden", "dropout", "epochs", "batch_size", "lr",
              "weight_decay"]
-N_FOLDS = {"emodb": 5, "ravdess": 12}
 
 
 def load_runs_csv(corpus: str, folder=None) -> pd.DataFrame:

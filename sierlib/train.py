@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from .corpora import REPO_ROOT, check_corpus_name, load_metadata
 from .features import Features, check_feature_params, extract_features, fit_standardiser, standardise
-from .folds import fold_speakers, make_folds, split_metadata
+from .folds import N_FOLDS, fold_speakers, make_folds, split_metadata
 from .model import SIERNet, adversarial_weight
 
 EMOTIONS = {
@@ -52,7 +52,6 @@ EMOTIONS = {
     "ravdess": ["anger", "calm", "disgust", "fear", "happiness", "sadness", "neutral", "surprise"],
     "synthetic": ["anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"],
 }
-N_FOLDS = {"emodb": 5, "ravdess": 12}
 
 DEFAULTS = dict(corpus="emodb", fold=0, gamma=3.33, n_cnn_layers=1, kernel_size=5, n_filters=64,
                 gru_hidden=128, fc_hidden=64, dropout=0.3, epochs=30, batch_size=16, lr=1e-3,

@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sierlib.folds import fold_speakers, make_folds, split_metadata
+from sierlib.folds import N_FOLDS, fold_speakers, make_folds, split_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -20,6 +20,12 @@ def check_invariants(folds: pd.DataFrame, n_speakers: int, n_folds: int, sizes: 
     assert tests.is_unique and tests.nunique() == n_speakers  # every speaker tested exactly once
     vals = folds[folds.role == "val"].speaker
     assert vals.is_unique
+
+
+@pytest.mark.parametrize("corpus", ["emodb", "ravdess"])
+def test_n_folds_matches_the_committed_fold_tables(corpus):
+    committed = pd.read_csv(REPO / "results" / "folds" / f"{corpus}.csv")
+    assert N_FOLDS[corpus] == committed.fold.nunique()
 
 
 @pytest.mark.real
