@@ -220,13 +220,16 @@ def seed_averaged_test(runs: pd.DataFrame, depth: int = 1, gamma: float = 3.33) 
     """AL (depth, gamma) against without AL, paired over folds, each fold's accuracy (%) averaged
     over the seeds that both settings have for it. Averaging over seeds removes most of the seed
     noise from each fold's difference; the test is still over folds, so on Emo-DB its p cannot
-    fall below 0.0625. Also returns the per-fold table and the seeds used per fold."""
+    fall below 0.0625. Also returns the per-fold table: seed means, the seeds used and the std
+    between seeds (ddof 1) of each setting on that fold, i.e. how much one run's accuracy moves
+    with the seed alone."""
     r = runs[(runs.encoder == "2dcnn_bigru") & (runs.n_cnn_layers == depth)]
     al = r[r.gamma == gamma].groupby(["fold", "seed"]).test_accuracy.mean()
     base = r[r.gamma.isna()].groupby(["fold", "seed"]).test_accuracy.mean()
     both = pd.concat({"al": al, "without": base}, axis=1).dropna()
     per_fold = (100 * both).groupby("fold").agg(al=("al", "mean"), without=("without", "mean"),
-                                                seeds=("al", "size"))
+                                                seeds=("al", "size"), al_seed_std=("al", "std"),
+                                                without_seed_std=("without", "std"))
     per_fold["diff"] = per_fold["al"] - per_fold["without"]
     test = paired_test(per_fold["al"].to_numpy(), per_fold["without"].to_numpy()) if len(per_fold) else \
         paired_test(np.array([]), np.array([]))

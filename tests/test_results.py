@@ -99,6 +99,9 @@ def test_seed_study_averages_seeds_within_each_fold():
     per_fold = res["per_fold"]
     assert list(per_fold.seeds) == [3] * 5
     assert per_fold["diff"].to_numpy() == pytest.approx([2.0] * 5)
+    # noise of -4, 0, +4 points: sample std 4 for both settings; the unpaired seed 7 is not in it
+    assert per_fold.al_seed_std.to_numpy() == pytest.approx([4.0] * 5)
+    assert per_fold.without_seed_std.to_numpy() == pytest.approx([4.0] * 5)
     assert res["mean_diff"] == pytest.approx(2.0) and res["wins"] == 5 and res["permutation_p"] == pytest.approx(1 / 16)
     spread = seed_spread(df, depth=1, gamma=3.33)
     assert set(spread[spread.setting == "without AL"].folds) == {5}
