@@ -3,9 +3,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900
 
-.PHONY: setup run test test-unit test-notebooks summary benchmark clean-cache
+.PHONY: setup run test test-fast test-unit test-notebooks summary tables benchmark clean-cache
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +19,23 @@ setup: $(VENV)/.installed
 run: setup
 	$(PY) -m sierlib.cli reproduce
 
-# Unit tests, real-corpus tests (when SIER_DATA holds the corpora) and the notebooks under nbval.
+# Unit tests, real-corpus tests (when SIER_DATA holds the corpora) and the notebooks under nbval:
+# exactly `pytest --nbval` at the root (nbval's options are in pyproject.toml).
 test: setup
-	$(PY) -m pytest -q tests
-	$(PY) -m pytest -q $(NBVAL) notebooks
+	$(PY) -m pytest -q --nbval
+
+# The tests not marked slow (no training of real networks, no notebook executions): a quick check.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" tests
 
 test-unit: setup
 	$(PY) -m pytest -q tests
 
 test-notebooks: setup
-	$(PY) -m pytest -q $(NBVAL) notebooks
+	$(PY) -m pytest -q --nbval notebooks
+
+tables: setup
+	$(PY) -m sierlib.cli tables
 
 summary: setup
 	$(PY) -m sierlib.cli summary

@@ -37,7 +37,6 @@ def bench_features(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=Non
     from .corpora import load_metadata
     from .features import extract_features
 
-    import os
 
     print(f"feature extraction, {os.cpu_count()} cores, medians of {repeats} runs")
     for corpus in corpora:
@@ -52,97 +51,81 @@ def bench_features(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=Non
               f"(runs: {', '.join(f'{t:.1f}' for t in par_all)} / {', '.join(f'{t:.1f}' for t in ser_all)})")
 
 
+def _epoch_timer(config, meta, feats, device):
+    """A function that trains one epoch of ``config``'s network on its fold with the training
+    loop's own :func:`sierlib.train.train_epoch` (lambda fixed mid-schedule), and the fold."""
+    from .folds import fold_data
+    from .model import adversarial_weight
+    from .train import build_model, seed_everything, train_epoch
+
+    data = fold_data(meta, feats, config.fold)
+    seed_everything(config.seed)
+    model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    tr = data["train"]
+    lam = adversarial_weight(0.5, config.gamma) if config.al else 0.0
+
+    def epoch():
+        train_epoch(model, opt, tr, config.batch_size, torch.Generator().manual_seed(0), lambda step: lam, 0, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return epoch, model, tr
+
+
 def bench_train(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
-    from .corpora import load_metadata
-    from .features import extract_features
-    from .model import SIERNet, adversarial_weight
-    from .train import DEFAULTS, batches, prepare_fold
+    from .config import RunConfig
+    from .experiments import load_corpus_features
 
-    import torch.nn.functional as F
-
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print(f"one training epoch, fold 0, default network ({', '.join(f'{k}={DEFAULTS[k]}' for k in ('n_cnn_layers', 'kernel_size', 'n_filters', 'gru_hidden', 'fc_hidden', 'batch_size'))}), "
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    base = RunConfig()
+    print(f"one training epoch, fold 0, default network (depth {base.n_cnn_layers}, kernel {base.kernel_size}, "
+          f"{base.n_filters} filters, GRU {base.gru_hidden}, FC {base.fc_hidden}, batch {base.batch_size}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, medians of {repeats} epochs")
     for corpus in corpora:
-        meta = load_metadata(corpus, data_root)
-        data = prepare_fold(meta, extract_features(meta, progress=False), 0)
-        tr = data["train"]
-        for dev_name in devices:
-            dev = torch.device(dev_name)
-            label = dev_name if dev_name == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})"
+        meta, feats = load_corpus_features(RunConfig(corpus=corpus), data_root, progress=False)
+        for dev in devices:
+            label = "cpu" if dev.type == "cpu" else f"cuda ({torch.cuda.get_device_name(dev)})"
             results = {}
-            for al in (True, False):
-                torch.manual_seed(0)
-                model = SIERNet(len(data["emotions"]), len(data["train_speakers"]) if al else None,
-                                n_cnn_layers=DEFAULTS["n_cnn_layers"], kernel_size=DEFAULTS["kernel_size"],
-                                n_filters=DEFAULTS["n_filters"], gru_hidden=DEFAULTS["gru_hidden"],
-                                fc_hidden=DEFAULTS["fc_hidden"], dropout=DEFAULTS["dropout"]).to(dev).train()
-                opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-                X, y, s = tr["X"].to(dev), tr["y"].to(dev), tr["s"].to(dev)
-
-                def epoch():
-                    for idx in batches(len(X), DEFAULTS["batch_size"], torch.Generator().manual_seed(0)):
-                        idx = idx.to(dev)
-                        emo, spk, _ = model(X[idx], adversarial_weight(0.5, 2.5))
-                        loss = F.cross_entropy(emo, y[idx]) + (F.cross_entropy(spk, s[idx]) if spk is not None else 0)
-                        opt.zero_grad()
-                        loss.backward()
-                        opt.step()
-                    if dev.type == "cuda":
-                        torch.cuda.synchronize()
-
+            for gamma in (2.5, None):
+                epoch, _, tr = _epoch_timer(RunConfig(corpus=corpus, gamma=gamma), meta, feats, dev)
                 epoch()  # warm-up (allocations, kernel selection)
-                results[al], _ = _median_time(epoch, repeats)
-            n = len(X)
-            print(f"{corpus:8s} {label:24s} {n:5d} utts | with AL {results[True]:6.2f} s/epoch "
-                  f"({n / results[True]:6.0f} utt/s) | without AL {results[False]:6.2f} s/epoch "
-                  f"({n / results[False]:6.0f} utt/s) | AL / no-AL time {results[True] / results[False]:4.2f}x")
+                results[gamma], _ = _median_time(epoch, repeats)
+            n = len(tr["X"])
+            print(f"{corpus:8s} {label:24s} {n:5d} utts | with AL {results[2.5]:6.2f} s/epoch "
+                  f"({n / results[2.5]:6.0f} utt/s) | without AL {results[None]:6.2f} s/epoch "
+                  f"({n / results[None]:6.0f} utt/s) | AL / no-AL time {results[2.5] / results[None]:4.2f}x")
 
 
 def bench_encoders(corpora=("emodb",), repeats: int = 3, data_root=None,
                    encoders=("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")) -> None:
-    from .corpora import load_metadata
-    from .features import extract_features
-    from .model import SIERNet, adversarial_weight
-    from .train import DEFAULTS, ENCODER_FEATURES, batches, prepare_fold
+    from .config import RunConfig
+    from .experiments import load_corpus_features
 
-    import torch.nn.functional as F
-
-    print(f"one training epoch with AL, fold 0, CPU, batch {DEFAULTS['batch_size']}, torch {torch.__version__}, "
+    print(f"one training epoch with AL, fold 0, CPU, batch {RunConfig().batch_size}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads, encoders in turn, medians of {repeats} epochs")
+    cpu = torch.device("cpu")
     for corpus in corpora:
-        meta = load_metadata(corpus, data_root)
         runs = {}
         for encoder in encoders:
-            feats = extract_features(meta, kind=ENCODER_FEATURES[encoder], progress=False)
-            data = prepare_fold(meta, feats, 0)
-            torch.manual_seed(0)
-            model = SIERNet(len(data["emotions"]), len(data["train_speakers"]), n_mfcc=feats.X.shape[1],
-                            fc_hidden=DEFAULTS["fc_hidden"], dropout=DEFAULTS["dropout"], encoder=encoder).train()
-            runs[encoder] = (model, torch.optim.Adam(model.parameters(), lr=1e-3), data["train"], [], [])
-
-        def epoch(model, opt, tr):
-            for idx in batches(len(tr["X"]), DEFAULTS["batch_size"], torch.Generator().manual_seed(0)):
-                emo, spk, _ = model(tr["X"][idx], adversarial_weight(0.5, 2.5))
-                loss = F.cross_entropy(emo, tr["y"][idx]) + F.cross_entropy(spk, tr["s"][idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-
+            config = RunConfig(corpus=corpus, gamma=2.5, encoder=encoder)
+            meta, feats = load_corpus_features(config, data_root, progress=False)
+            epoch, model, tr = _epoch_timer(config, meta, feats, cpu)
+            runs[encoder] = (epoch, model, tr, [], [])
         for _ in range(repeats):
-            for encoder, (model, opt, tr, wall, cpu) in runs.items():
+            for encoder, (epoch, model, tr, wall, cpu_times) in runs.items():
                 t, c = time.perf_counter(), time.process_time()
-                epoch(model, opt, tr)
+                epoch()
                 wall.append(time.perf_counter() - t)
-                cpu.append(time.process_time() - c)
+                cpu_times.append(time.process_time() - c)
         base_wall, base_cpu = (statistics.median(runs[encoders[0]][k]) for k in (3, 4))
-        for encoder, (model, _, tr, wall, cpu) in runs.items():
-            w, c = statistics.median(wall), statistics.median(cpu)
+        for encoder, (_, model, tr, wall, cpu_times) in runs.items():
+            w, c = statistics.median(wall), statistics.median(cpu_times)
             n_params = sum(p.numel() for p in model.parameters())
             print(f"{corpus:8s} {encoder:12s} {tuple(tr['X'].shape[1:])!s:10s} {len(tr['X']):4d} utts "
                   f"{n_params:7d} params | wall {w:7.2f} s/epoch ({w / base_wall:4.2f}x) | CPU {c:7.2f} s/epoch "
                   f"({c / base_cpu:4.2f}x) | wall per epoch: {', '.join(f'{t:.1f}' for t in wall)}; "
-                  f"CPU: {', '.join(f'{t:.1f}' for t in cpu)}")
+                  f"CPU: {', '.join(f'{t:.1f}' for t in cpu_times)}")
 
 
 def bench_sweep(corpora=("emodb",), repeats: int = 4, data_root=None, epochs: int = 2) -> None:

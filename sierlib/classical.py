@@ -46,7 +46,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -190,16 +189,10 @@ def opensmile_functionals(meta: pd.DataFrame, feature_set: str = "eGeMAPSv02",
                            f"expected {len(columns)}")
     utterances = meta["utterance"].astype(str).tolist()
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, X=X, utterances=np.array(utterances, dtype=str),
-                         columns=np.array(columns, dtype=str))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from .records import atomic_write
+
+        with atomic_write(path, "wb") as f:
+            np.savez(f, X=X, utterances=np.array(utterances, dtype=str), columns=np.array(columns, dtype=str))
     df = pd.DataFrame(X, index=pd.Index(utterances, name="utterance"), columns=columns)
     df.attrs.update(feature_set=feature_set, from_cache=False, extraction_s=elapsed)
     return df
@@ -222,9 +215,9 @@ def _check_grid(C_grid) -> list[float]:
 
 
 def _versions() -> dict:
-    from .train import _versions as base_versions
+    from .records import library_versions
 
-    return {**base_versions(), "opensmile": _opensmile().__version__}
+    return {**library_versions(), "opensmile": _opensmile().__version__}
 
 
 def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
@@ -275,7 +268,9 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
     from sklearn.svm import SVC
 
     from .folds import fold_speakers, make_folds, split_metadata
-    from .train import EMOTIONS, _git_commit, emotion_metrics, write_json_atomic
+    from .corpora import corpus_info
+    from .records import git_commit, write_json_atomic
+    from .train import emotion_metrics
 
     t0 = time.time()
     corpus = check_corpus_name(corpus)
@@ -297,7 +292,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
     missing = set(meta["utterance"]) - set(feats.index)
     if missing:
         raise KeyError(f"feats lack {len(missing)} utterances of meta, e.g. {sorted(missing)[:3]}")
-    emotions = EMOTIONS[corpus]
+    emotions = list(corpus_info(corpus).emotions)
     emo_index = {e: i for i, e in enumerate(emotions)}
     unknown = set(meta["emotion"]) - set(emo_index)
     if unknown:
@@ -355,7 +350,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
         "features_from_cache": feats.attrs.get("from_cache"),
         "wall_time_s": time.time() - t0,
         "versions": _versions(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if save:
@@ -364,7 +359,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
 
 
 def _read_finished(path: Path) -> dict | None:
-    from .train import read_record
+    from .records import read_record
 
     return read_record(path)
 

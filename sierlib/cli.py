@@ -56,6 +56,23 @@ def cmd_reproduce(args) -> None:
                        device=args.device)
 
 
+def cmd_pack(args) -> None:
+    """Write a corpus's metadata and features to a folder, for `sier sweep --in-process --pack`."""
+    from .sweep import write_pack
+
+    for corpus in args.corpora:
+        for path in write_pack(args.folder, corpus, args.encoders, args.data_root):
+            print(f"wrote {path}")
+
+
+def cmd_tables(args) -> None:
+    """Regenerate results/runs_<corpus>.csv and Tables 1 and 2 from the reference records."""
+    from .results import write_tables
+
+    for path in write_tables():
+        print(f"wrote {path}")
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["sweep"]:  # the sweep has its own options: python -m sierlib.sweep --help
@@ -89,6 +106,13 @@ def main(argv=None) -> int:
     p.add_argument("--folds", type=int, nargs="*", default=None, help="only these folds")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser(parents=[common], name="pack", help=cmd_pack.__doc__)
+    p.add_argument("folder")
+    p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
+    p.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"])
+    p.set_defaults(func=cmd_pack)
+    p = sub.add_parser(name="tables", help=cmd_tables.__doc__)
+    p.set_defaults(func=cmd_tables)
     args = ap.parse_args(argv)
     args.data_root = getattr(args, "data_root", None)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,31 @@ import pandas as pd
 import soundfile as sf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CORPORA = ("emodb", "ravdess", "synthetic")
-PRETTY = {"emodb": "Emo-DB", "ravdess": "RAVDESS", "synthetic": "synthetic (not a real corpus)"}
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    """What the protocol needs to know of a corpus.
+
+    ``emotions`` is the label order of the network's outputs (and of confusion matrices);
+    ``n_folds`` is the number of leave-two-speakers-out folds (None: as many as the corpus's
+    speakers of each gender, for the synthetic corpus whose size is chosen when it is made)."""
+    name: str
+    title: str
+    emotions: tuple[str, ...]
+    n_folds: int | None
+
+
+# The corpora: the only list of their names. Leave-two-speakers-out, gender-balanced folds:
+# 10 Emo-DB speakers give 5 folds, 24 RAVDESS actors 12.
+CORPORA = {c.name: c for c in (
+    CorpusInfo("emodb", "Emo-DB", ("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"), 5),
+    CorpusInfo("ravdess", "RAVDESS",
+               ("anger", "calm", "disgust", "fear", "happiness", "sadness", "neutral", "surprise"), 12),
+    CorpusInfo("synthetic", "synthetic (not a real corpus)",
+               ("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"), None),
+)}
+PRETTY = {name: c.title for name, c in CORPORA.items()}
 
 EMODB_EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear",
                   "F": "happiness", "T": "sadness", "N": "neutral"}
@@ -26,7 +50,6 @@ EMODB_GENDER = {"03": "male", "10": "male", "11": "male", "12": "male", "15": "m
                 "08": "female", "09": "female", "13": "female", "14": "female", "16": "female"}
 RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happiness", "04": "sadness",
                     "05": "anger", "06": "fear", "07": "disgust", "08": "surprise"}
-RAVDESS_STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 
 # Expected size of each complete corpus (files, speakers); the synthetic corpus carries its own.
 EXPECTED = {"emodb": (535, 10), "ravdess": (1440, 24)}
@@ -62,6 +85,11 @@ def check_corpus_name(corpus) -> str:
     if not isinstance(corpus, str) or corpus not in CORPORA:
         raise ValueError(f"corpus must be one of {', '.join(map(repr, CORPORA))}; got {corpus!r}")
     return corpus
+
+
+def corpus_info(corpus: str) -> CorpusInfo:
+    """The registry entry of a corpus; ValueError naming the known corpora for any other name."""
+    return CORPORA[check_corpus_name(corpus)]
 
 
 def _fix_hint(corpus: str) -> str:

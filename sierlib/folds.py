@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .corpora import REPO_ROOT
+from .corpora import REPO_ROOT, corpus_info
 
 ROLES = ("train", "val", "test")
-# Leave-two-speakers-out, gender-balanced: 10 Emo-DB speakers -> 5 folds, 24 RAVDESS actors -> 12.
-N_FOLDS = {"emodb": 5, "ravdess": 12}
 
 
 def make_folds(meta: pd.DataFrame) -> pd.DataFrame:
@@ -65,15 +63,43 @@ def split_metadata(meta: pd.DataFrame, folds: pd.DataFrame, fold: int) -> dict[s
 
 def write_fold_table(folds: pd.DataFrame, corpus: str, out_dir: str | os.PathLike | None = None) -> Path:
     """Write ``results/folds/<corpus>.csv`` (columns fold, speaker, gender, role)."""
+    from .records import write_csv_atomic
+
     out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "results" / "folds"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{corpus}.csv"
-    tmp = path.with_suffix(".csv.tmp")
-    folds.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+    return write_csv_atomic(folds, out_dir / f"{corpus}.csv")
 
 
 def fold_grid(folds: pd.DataFrame) -> pd.DataFrame:
     """Speaker x fold table of roles, for display."""
     return folds.pivot(index=["gender", "speaker"], columns="fold", values="role")
+
+
+def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None) -> dict:
+    """Standardised tensors and labels of one fold, ready for training.
+
+    The standardiser's statistics come from the fold's training speakers only. Returns
+    ``{"emotions", "train_speakers", "mean", "std", "train", "val", "test"}``; each role holds
+    ``X`` (float32 tensor), ``y`` (emotion indices in the corpus's label order), ``speakers``,
+    and the training role also ``s`` (speaker indices for the adversary).
+    """
+    import torch
+
+    from .features import fit_standardiser, standardise
+
+    emotions = list(corpus_info(str(meta["corpus"].iloc[0])).emotions)
+    folds = make_folds(meta) if folds is None else folds
+    parts = split_metadata(meta, folds, fold)
+    train_speakers = fold_speakers(folds, fold)["train"]
+    emo_index = {e: i for i, e in enumerate(emotions)}
+    unknown = set(meta["emotion"]) - set(emo_index)
+    if unknown:
+        raise ValueError(f"unknown emotion labels {sorted(unknown)}; this corpus has {', '.join(emotions)}")
+    mean, std = fit_standardiser(feats.select(parts["train"]))
+    out = {"emotions": emotions, "train_speakers": train_speakers, "mean": mean, "std": std}
+    for role, m in parts.items():
+        out[role] = {"X": torch.from_numpy(standardise(feats.select(m), mean, std)),
+                     "y": torch.tensor([emo_index[e] for e in m["emotion"]]),
+                     "speakers": m["speaker"].tolist()}
+    spk_index = {s: i for i, s in enumerate(train_speakers)}
+    out["train"]["s"] = torch.tensor([spk_index[s] for s in out["train"]["speakers"]])
+    return out

@@ -106,6 +106,11 @@ class Encoder(nn.Module):
 
 
 ENCODER_NAMES = ("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")
+# TEMPORARY shim until the encoder registry (layers.py) lands
+from types import SimpleNamespace  # noqa: E402
+ENCODERS = {"2dcnn_bigru": SimpleNamespace(feature_kind="mfcc", title="2D CNN biGRU (MFCC)"),
+            "tdnn_bilstm": SimpleNamespace(feature_kind="mfcc", title="TDNN biLSTM (MFCC)"),
+            "1dcnn_gru": SimpleNamespace(feature_kind="fbank_energy_pitch", title="1D CNN GRU (log-Mel, energy, pitch)")}
 
 
 class SIERNet(nn.Module):

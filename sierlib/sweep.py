@@ -1,25 +1,29 @@
 """Sweeps: run notebooks/04_train.ipynb through papermill for every combination asked for.
 
-A sweep is a list of runs (each a full parameter set, see :func:`sierlib.train.make_params`).
-:func:`run_sweep` executes the runs that have no finished record yet with N parallel workers
-(threads, each driving one papermill kernel process), one progress bar with an ETA, and:
+A sweep is a list of :class:`~sierlib.config.RunConfig`. :func:`run_sweep` executes the runs
+that have no finished record yet with N parallel workers (threads, each driving one papermill
+kernel process), one progress bar with an ETA, and:
 
 - resumability: a run whose finished JSON record exists is skipped; a record is written
   atomically only when the run ends, so a sweep killed halfway and started again finishes the
   rest and loses or duplicates nothing;
 - each executed notebook is kept under ``results/notebooks/<corpus>/`` (git-ignored); a failed
   run is reported with the path of its notebook and does not stop the others;
-- on CPU the cores are split between workers (``torch.set_num_threads`` in each kernel); on a
-  GPU machine the workers share the GPU;
-- :func:`collect_runs` gathers every record into ``results/runs_<corpus>.csv`` (one row per run)
-  and :func:`bundle_records` packs records into one file to bring back from a lent machine.
+- the notebook receives exactly its parameters cell's names: the config's fields and the
+  :class:`~sierlib.config.RunOptions`;
+- on CPU the cores are split between workers (``torch_threads`` in each kernel); on a GPU
+  machine the workers share the GPU;
+- records go to ``results/local/runs`` unless the sweep is a deliberate reference sweep
+  (``--reference``: ``results/runs``, and the committed tables are regenerated afterwards).
 
-Command line: ``python -m sierlib.sweep --help``.
+Command line: ``sier sweep --help``.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import itertools
+import json
 import os
 import tarfile
 import tempfile
@@ -29,11 +33,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
 from tqdm.auto import tqdm
 
-from .corpora import REPO_ROOT
-from .train import N_FOLDS, make_params, read_record, run_name
+from .config import DEFAULTS, RunConfig, RunOptions
+from .corpora import CORPORA, REPO_ROOT, corpus_info
+from .records import REFERENCE_RUNS, atomic_write, read_record, record_path, runs_dir
 
 GAMMAS = (None, 1.25, 2.5, 3.33)
 DEPTHS = (1, 2, 3, 4)
@@ -43,23 +47,24 @@ NOTEBOOK = REPO_ROOT / "notebooks" / "04_train.ipynb"
 
 
 def plan_sweep(corpus: str, folds=None, gammas=GAMMAS, depths=DEPTHS, grid: bool = False, seeds=(0,),
-               encoders=("2dcnn_bigru",), **fixed) -> list[dict]:
+               encoders=("2dcnn_bigru",), **fixed) -> list[RunConfig]:
     """Every run of corpus x fold x gamma x depth (x the section 4.2 grid if ``grid``) x seed x
-    encoder, as validated parameter sets. ``fixed`` sets other run parameters (e.g. epochs)."""
-    folds = range(N_FOLDS[corpus]) if folds is None else folds
+    encoder, as validated configs. ``fixed`` sets other config fields (e.g. epochs=60)."""
+    if folds is None:
+        n_folds = corpus_info(corpus).n_folds
+        if n_folds is None:
+            raise ValueError(f"corpus {corpus!r} has no fixed number of folds: name them (folds=[0, 1, ...])")
+        folds = range(n_folds)
     grid_points = [dict(zip(GRID, values)) for values in itertools.product(*GRID.values())] if grid else [{}]
-    plan = []
+    plan, names = [], set()
     for encoder, depth, gamma, point, seed, fold in itertools.product(encoders, depths, gammas, grid_points,
                                                                         seeds, folds):
-        if encoder != "2dcnn_bigru":
-            if depth != depths[0] or point != grid_points[0]:
-                continue  # depth and the grid size the 2D CNN biGRU encoder only
-            plan.append(make_params(corpus=corpus, fold=fold, gamma=gamma, seed=seed, encoder=encoder, **fixed))
-            continue
-        plan.append(make_params(corpus=corpus, fold=fold, gamma=gamma, n_cnn_layers=depth, seed=seed,
-                                encoder=encoder, **{**point, **fixed}))
-    names = [run_name(p) for p in plan]
-    return [p for i, p in enumerate(plan) if names.index(names[i]) == i]  # no duplicates
+        sizes = {"n_cnn_layers": depth, **point} if encoder == "2dcnn_bigru" else {}
+        config = RunConfig(corpus=corpus, fold=fold, gamma=gamma, seed=seed, encoder=encoder, **{**sizes, **fixed})
+        if config.name not in names:  # depth and the 2D CNN grid do not apply to the earlier encoders
+            names.add(config.name)
+            plan.append(config)
+    return plan
 
 
 @dataclass
@@ -78,56 +83,58 @@ class SweepReport:
         return "\n".join(lines)
 
 
-def _execute(params: dict, out_dir: Path, nb_dir: Path, data_root, threads: int | None, timeout: int | None):
+def notebook_parameters(config: RunConfig, options: RunOptions) -> dict:
+    """The parameters 04_train receives: exactly the names of its parameters cell."""
+    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}
+    return {**config.to_dict(), **opts}
+
+
+def _execute(config: RunConfig, options: RunOptions, nb_dir: Path, timeout: int | None):
     import papermill as pm
 
-    name = run_name(params)
     nb_dir.mkdir(parents=True, exist_ok=True)
-    out_nb = nb_dir / f"{name}.ipynb"
-    # feature parameters and an earlier encoder's sizes follow from the notebook's own parameters
-    nb_params = {k: v for k, v in params.items() if k not in ("features", "encoder_sizes")}
-    nb_params.update(data_root=None if data_root is None else str(data_root), out_dir=str(out_dir),
-                     torch_threads=threads, reuse_record=True)
+    out_nb = nb_dir / f"{config.name}.ipynb"
     # The kernel's log level is ERROR so that every run does not print ipykernel's warning about
     # unencrypted local TCP into the sweep's progress bar; errors still show.
-    pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters=nb_params, cwd=str(REPO_ROOT),
-                        progress_bar=False, kernel_name="python3", execution_timeout=timeout, start_timeout=300,
-                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
-    if read_record(out_dir / params["corpus"] / f"{name}.json") is None:
+    pm.execute_notebook(str(NOTEBOOK), str(out_nb), parameters=notebook_parameters(config, options),
+                        cwd=str(REPO_ROOT), progress_bar=False, kernel_name="python3", execution_timeout=timeout,
+                        start_timeout=300, extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    if read_record(record_path(config, options.out_dir)) is None:
         raise RuntimeError("the notebook finished without writing a finished record")
-    return name, out_nb
+    return out_nb
 
 
-def run_sweep(plan: list[dict], workers: int = 1, out_dir=None, notebook_dir=None, data_root=None,
-              threads_per_worker: int | None = None, timeout: int | None = None,
+def run_sweep(plan: list[RunConfig], workers: int = 1, out_dir=None, notebook_dir=None, data_root=None,
+              threads_per_worker: int | None = None, device: str = "auto", timeout: int | None = None,
               progress: bool = True) -> SweepReport:
     """Execute every run of ``plan`` that has no finished record (see the module docstring)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1; got {workers!r}")
-    out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "results" / "runs"
+    out_dir = runs_dir(out_dir)
     nb_root = Path(notebook_dir) if notebook_dir is not None else REPO_ROOT / "results" / "notebooks"
     if threads_per_worker is None:
         threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
+    options = RunOptions(device=device, torch_threads=threads_per_worker,
+                         data_root=None if data_root is None else str(data_root), out_dir=str(out_dir),
+                         reuse_record=True)
     report = SweepReport(planned=len(plan))
-    todo = [p for p in plan if read_record(out_dir / p["corpus"] / f"{run_name(p)}.json") is None]
+    todo = [c for c in plan if read_record(record_path(c, out_dir)) is None]
     report.skipped = len(plan) - len(todo)
     t0 = time.time()
     bar = tqdm(total=len(todo), desc=f"sweep ({workers} worker{'s' * (workers > 1)})", unit="run",
                disable=not progress)
     lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_execute, p, out_dir, nb_root / p["corpus"], data_root, threads_per_worker,
-                               timeout): p for p in todo}
+        futures = {pool.submit(_execute, c, options, nb_root / c.corpus, timeout): c for c in todo}
         for fut in as_completed(futures):
-            p = futures[fut]
-            name = run_name(p)
+            config = futures[fut]
             try:
                 fut.result()
                 with lock:
-                    report.finished.append(name)
+                    report.finished.append(config.name)
             except Exception as exc:  # one failed run must not stop the others
                 with lock:
-                    report.failed.append((name, str(nb_root / p["corpus"] / f"{name}.ipynb"),
+                    report.failed.append((config.name, str(nb_root / config.corpus / f"{config.name}.ipynb"),
                                           f"{type(exc).__name__}: {exc}"))
             bar.update(1)
             bar.set_postfix(failed=len(report.failed))
@@ -136,95 +143,203 @@ def run_sweep(plan: list[dict], workers: int = 1, out_dir=None, notebook_dir=Non
     return report
 
 
-def collect_runs(corpus: str, runs_dir=None, out_csv=None) -> pd.DataFrame:
-    """Write ``results/runs_<corpus>.csv``: one row per finished run record of the corpus."""
-    from .results import load_records
+def write_pack(folder, corpus: str, encoders=("2dcnn_bigru",), data_root=None) -> list[Path]:
+    """Write a corpus's metadata and features (of the kinds the encoders read) to ``folder``, so
+    that a machine without the audio (e.g. a lent GPU machine) can run :func:`run_in_process`."""
+    import numpy as np
 
-    runs = load_records(runs_dir, corpus)
-    out_csv = Path(out_csv) if out_csv is not None else REPO_ROOT / "results" / f"runs_{corpus}.csv"
-    if len(runs):
-        runs = runs.sort_values(["encoder", "n_cnn_layers", "gamma", "kernel_size", "n_filters", "gru_hidden",
-                                 "fc_hidden", "seed", "fold"], key=lambda s: s.astype(str)).reset_index(drop=True)
-    tmp = out_csv.with_suffix(".csv.tmp")
-    runs.to_csv(tmp, index=False)
-    os.replace(tmp, out_csv)
-    return runs
+    from .experiments import load_corpus_features
+    from .records import write_csv_atomic
+
+    folder, written = Path(folder), []
+    for encoder in encoders:
+        meta, feats = load_corpus_features(RunConfig(corpus=corpus, encoder=encoder), data_root, progress=True)
+        written.append(write_csv_atomic(meta, folder / f"{corpus}-meta.csv"))
+        kind = feats.params.get("kind", "mfcc")
+        with atomic_write(folder / f"{corpus}-{kind}.npz", "wb") as f:
+            np.savez(f, X=feats.X, utterances=feats.utterances, n_samples=feats.n_samples,
+                     params=json.dumps(feats.params))
+        written.append(folder / f"{corpus}-{kind}.npz")
+    return written
+
+
+def _load_pack(folder: Path, config: RunConfig):
+    import numpy as np
+    import pandas as pd
+
+    from .features import Features
+
+    kind = config.feature_params.get("kind", "mfcc")
+    meta = pd.read_csv(folder / f"{config.corpus}-meta.csv", dtype={"speaker": str, "utterance": str})
+    with np.load(folder / f"{config.corpus}-{kind}.npz", allow_pickle=False) as z:
+        feats = Features(z["X"], z["utterances"], z["n_samples"], json.loads(str(z["params"])))
+    if feats.params != config.feature_params:
+        raise ValueError(f"the pack in {folder} holds features {feats.params}, the run reads {config.feature_params}")
+    return meta, feats
+
+
+def _in_process_worker(configs, options: RunOptions, pack, deadline, queue):
+    """One worker process: loads each corpus and feature kind once, then runs its configs."""
+    from .experiments import load_corpus_features, run
+
+    loaded = {}
+    for config in configs:
+        if deadline is not None and time.time() > deadline:
+            queue.put((config.name, "skipped", "deadline"))
+            continue
+        key = (config.corpus, config.feature_params.get("kind", "mfcc"))
+        try:
+            if key not in loaded:
+                loaded[key] = (_load_pack(Path(pack), config) if pack else
+                               load_corpus_features(config, options.data_root, progress=False))
+            meta, feats = loaded[key]
+            run(config, options, meta=meta, feats=feats, progress=False)
+            queue.put((config.name, "finished", ""))
+        except Exception as exc:  # one failed run must not stop the others
+            queue.put((config.name, "failed", f"{type(exc).__name__}: {exc}"))
+
+
+def run_in_process(plan: list[RunConfig], workers: int = 1, out_dir=None, device: str = "auto", pack=None,
+                   data_root=None, threads_per_worker: int | None = None, max_minutes: float | None = None,
+                   progress: bool = True) -> SweepReport:
+    """Execute the unfinished runs of ``plan`` in ``workers`` processes without notebooks: each
+    process keeps its corpus and features in memory (and its CUDA context) across its runs,
+    which is what makes a GPU sweep fast. Same records, names and resumability as
+    :func:`run_sweep`. ``pack`` is a folder from :func:`write_pack` (for a machine without the
+    audio); ``max_minutes`` stops starting new runs after that long (the rest stay unfinished)."""
+    import multiprocessing as mp
+
+    out_dir = runs_dir(out_dir)
+    if threads_per_worker is None:
+        threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
+    options = RunOptions(device=device, torch_threads=threads_per_worker,
+                         data_root=None if data_root is None else str(data_root), out_dir=str(out_dir))
+    report = SweepReport(planned=len(plan))
+    todo = [c for c in plan if read_record(record_path(c, out_dir)) is None]
+    report.skipped = len(plan) - len(todo)
+    deadline = None if max_minutes is None else time.time() + 60 * max_minutes
+    ctx = mp.get_context("spawn")  # CUDA cannot be forked
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_in_process_worker, args=(todo[i::workers], options, pack, deadline, queue))
+             for i in range(min(workers, len(todo)))]
+    t0 = time.time()
+    for p in procs:
+        p.start()
+    with tqdm(total=len(todo), desc=f"sweep ({workers} in-process worker{'s' * (workers > 1)})", unit="run",
+              disable=not progress) as bar:
+        for _ in range(len(todo)):
+            name, status, err = queue.get()
+            if status == "finished":
+                report.finished.append(name)
+            elif status == "failed":
+                report.failed.append((name, "(in process)", err))
+            bar.update(1)
+            bar.set_postfix(failed=len(report.failed))
+    for p in procs:
+        p.join()
+    report.wall_time_s = time.time() - t0
+    return report
 
 
 def bundle_records(dest, runs_dir=None) -> Path:
     """Pack every finished record under ``runs_dir`` into one .tar.gz (to bring back from a lent
     machine); unpack with :func:`unbundle_records`."""
-    runs_dir = Path(runs_dir) if runs_dir is not None else REPO_ROOT / "results" / "runs"
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tar.gz", dir=dest.parent)
-    os.close(fd)
-    with tarfile.open(tmp, "w:gz") as tar:
-        for path in sorted(runs_dir.rglob("*.json")):
+    from .records import runs_dir as _runs_dir
+
+    folder = _runs_dir(runs_dir)
+    with atomic_write(dest, "wb") as f, tarfile.open(fileobj=f, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*.json")):
             if read_record(path) is not None:
-                tar.add(path, arcname=str(path.relative_to(runs_dir)))
-    os.replace(tmp, dest)
-    return dest
+                tar.add(path, arcname=str(path.relative_to(folder)))
+    return Path(dest)
 
 
 def unbundle_records(bundle, runs_dir=None) -> list[str]:
     """Add the records of a bundle to ``runs_dir``; existing finished records are kept."""
-    runs_dir = Path(runs_dir) if runs_dir is not None else REPO_ROOT / "results" / "runs"
+    from .records import runs_dir as _runs_dir
+
+    folder = _runs_dir(runs_dir)
     added = []
     with tarfile.open(bundle) as tar:
         for member in tar.getmembers():
-            target = runs_dir / member.name
-            if not member.isfile() or not member.name.endswith(".json") or ".." in Path(member.name).parts:
+            target = folder / member.name
+            if not member.isfile() or not member.name.endswith(".json") or ".." in Path(member.name).parts \
+                    or Path(member.name).is_absolute():
                 continue
             if read_record(target) is None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                data = tar.extractfile(member).read()
-                tmp = target.with_name(f".{target.name}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
+                with atomic_write(target, "wb") as f:
+                    f.write(tar.extractfile(member).read())
                 added.append(member.name)
     return added
 
 
 def _gamma(text: str):
-    return None if text.lower() in ("none", "noal", "without") else float(text)
+    return None if text.lower() == "none" else float(text)
+
+
+def _setting(text: str) -> tuple[str, object]:
+    """``key=value`` of a config field; the value is read as a Python literal, else a string."""
+    key, sep, value = text.partition("=")
+    if not sep or key not in DEFAULTS:
+        raise argparse.ArgumentTypeError(f"--set takes field=value with a field of the run config "
+                                         f"({', '.join(DEFAULTS)}); got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sier sweep", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
+    ap.add_argument("--corpus", default="emodb", choices=list(CORPORA))
     ap.add_argument("--folds", type=int, nargs="+", default=None)
     ap.add_argument("--gammas", type=_gamma, nargs="+", default=list(GAMMAS), help="e.g. none 1.25 2.5 3.33")
     ap.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
     ap.add_argument("--grid", action="store_true", help="also sweep the section 4.2 grid (16 points)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"])
-    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--set", type=_setting, nargs="+", default=[], metavar="FIELD=VALUE",
+                    help="other run-config fields for every run, e.g. --set epochs=60 lr=5e-4")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--data-root", default=None)
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--out-dir", default=None, help="records folder (default results/local/runs)")
+    where.add_argument("--reference", action="store_true",
+                       help="write into the reference records (results/runs) and regenerate the committed tables")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run in worker processes that keep the features in memory, without notebooks (GPU sweeps)")
+    ap.add_argument("--pack", default=None, help="with --in-process: a folder from `sier pack` instead of the audio")
+    ap.add_argument("--max-minutes", type=float, default=None, help="with --in-process: start no run after this long")
     ap.add_argument("--bundle", default=None, help="afterwards, pack all records into this .tar.gz")
     ap.add_argument("--dry-run", action="store_true", help="only print what would run")
     args = ap.parse_args(argv)
-    fixed = {"device": args.device}
-    if args.epochs is not None:
-        fixed["epochs"] = args.epochs
-    plan = plan_sweep(args.corpus, args.folds, args.gammas, args.depths, args.grid, args.seeds, args.encoders,
-                      **fixed)
-    out_dir = REPO_ROOT / "results" / "runs"
-    todo = [p for p in plan if read_record(out_dir / p["corpus"] / f"{run_name(p)}.json") is None]
-    print(f"{len(plan)} runs planned, {len(plan) - len(todo)} already finished")
+    try:
+        plan = plan_sweep(args.corpus, args.folds, args.gammas, args.depths, args.grid, args.seeds, args.encoders,
+                          **dict(args.set))
+        RunOptions(device=args.device)
+    except ValueError as exc:
+        ap.error(str(exc))
+    out_dir = REFERENCE_RUNS if args.reference else runs_dir(args.out_dir)
+    todo = [c for c in plan if read_record(record_path(c, out_dir)) is None]
+    print(f"{len(plan)} runs planned, {len(plan) - len(todo)} already finished in {out_dir}")
     if args.dry_run:
-        for p in todo:
-            print("  ", run_name(p))
+        for c in todo:
+            print("  ", c.name)
         return 0
-    report = run_sweep(plan, workers=args.workers, data_root=args.data_root)
+    if args.in_process:
+        report = run_in_process(plan, workers=args.workers, out_dir=out_dir, device=args.device, pack=args.pack,
+                                data_root=args.data_root, max_minutes=args.max_minutes)
+    else:
+        report = run_sweep(plan, workers=args.workers, out_dir=out_dir, data_root=args.data_root, device=args.device)
     print(report)
-    runs = collect_runs(args.corpus)
-    print(f"{len(runs)} records collected in results/runs_{args.corpus}.csv")
+    if args.reference:
+        from .results import write_tables
+
+        print("tables regenerated:", ", ".join(p.name for p in write_tables()))
     if args.bundle:
-        print(f"bundled into {bundle_records(args.bundle)}")
+        print(f"bundled into {bundle_records(args.bundle, out_dir)}")
     return 1 if report.failed else 0
 
 

@@ -11,7 +11,7 @@ pytest.importorskip("opensmile")
 
 from sierlib import classical  # noqa: E402
 from sierlib.folds import fold_speakers, make_folds, split_metadata  # noqa: E402
-from sierlib.train import read_record  # noqa: E402
+from sierlib.records import read_record  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -98,12 +98,12 @@ def test_precomputed_linear_kernel_equals_sklearn_linear(synthetic_meta, egemaps
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
-    from sierlib.train import EMOTIONS
+    from sierlib.corpora import corpus_info
 
     rec = classical.run_classical("synthetic", 0, "eGeMAPSv02", meta=synthetic_meta, feats=egemaps,
                                   C_grid=(0.1,), save=False)
     parts = split_metadata(synthetic_meta, make_folds(synthetic_meta), 0)
-    idx = {e: i for i, e in enumerate(EMOTIONS["synthetic"])}
+    idx = {e: i for i, e in enumerate(corpus_info("synthetic").emotions)}
     X = {r: egemaps.loc[m.utterance].to_numpy(np.float64) for r, m in parts.items()}
     y = {r: np.array([idx[e] for e in m.emotion]) for r, m in parts.items()}
     sc = StandardScaler().fit(X["train"])
@@ -130,7 +130,7 @@ def test_standardiser_sees_training_speakers_only(synthetic_meta, egemaps, monke
 
 
 def test_crash_while_writing_leaves_no_finished_record(synthetic_meta, egemaps, tmp_path, monkeypatch):
-    import sierlib.train
+    import sierlib.records
 
     real_dump = json.dump
 
@@ -138,11 +138,11 @@ def test_crash_while_writing_leaves_no_finished_record(synthetic_meta, egemaps, 
         f.write(json.dumps(obj, **kwargs)[:200])  # half a record reaches the disk, then the crash
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sierlib.train.json, "dump", crashing_dump)
+    monkeypatch.setattr(sierlib.records.json, "dump", crashing_dump)
     with pytest.raises(KeyboardInterrupt):
         classical.run_classical("synthetic", 0, "eGeMAPSv02", meta=synthetic_meta, feats=egemaps,
                                 out_dir=tmp_path)
-    monkeypatch.setattr(sierlib.train.json, "dump", real_dump)
+    monkeypatch.setattr(sierlib.records.json, "dump", real_dump)
     folder = tmp_path / "synthetic"
     assert read_record(folder / "synthetic-eGeMAPSv02-fold0.json") is None
     leftovers = list(folder.iterdir()) if folder.exists() else []

@@ -1,5 +1,4 @@
 """The two earlier encoders of the paper's Table 2 and the log-Mel + energy + pitch features."""
-import json
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,9 @@ from sierlib.encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder, encoder_sizes
 from sierlib.features import cache_key, check_feature_params, extract_features, speech_mask
 from sierlib.model import SIERNet, gradient_reversal, layer_table
 from sierlib.synthetic import _EMOTION_STYLE
-from sierlib.train import ENCODER_FEATURES, _encoder_kwargs, make_params, read_record, run_name, train_run
+from sierlib.config import RunConfig, RunOptions
+from sierlib.experiments import run
+from sierlib.records import read_record
 
 N_FEATURES = {"tdnn_bilstm": 20, "1dcnn_gru": 42}
 CLASSES = {"tdnn_bilstm": TDNNBiLSTMEncoder, "1dcnn_gru": CNN1DGRUEncoder}
@@ -97,18 +98,8 @@ def test_feature_params_of_both_kinds():
                       ({"kind": "fbank_energy_pitch", "n_fft": 256}, "n_fft")]:
         with pytest.raises(ValueError, match=name):
             check_feature_params(**bad)
-    assert run_name(make_params(corpus="emodb", fold=0, gamma=3.33)) == \
-        "emodb-fold0-gamma3.33-L1-k5-c64-h128-fc64-seed0-8e9d6014"
-    assert ENCODER_FEATURES == {"2dcnn_bigru": "mfcc", "tdnn_bilstm": "mfcc", "1dcnn_gru": "fbank_energy_pitch"}
-    p = make_params(corpus="emodb", encoder="1dcnn_gru", features={"n_mels": 40})
-    assert p["features"]["kind"] == "fbank_energy_pitch"
-    assert "kind" not in make_params(corpus="emodb", encoder="tdnn_bilstm")["features"]
-    for encoder, features in [("1dcnn_gru", {"kind": "mfcc"}), ("1dcnn_gru", {"n_mfcc": 20}),
-                              ("tdnn_bilstm", {"kind": "fbank_energy_pitch"}), ("2dcnn_bigru", {"kind": "fbank_energy_pitch"})]:
-        with pytest.raises(ValueError, match="kind"):
-            make_params(corpus="emodb", encoder=encoder, features=features)
-    with pytest.raises(ValueError, match="gru_hidden"):  # the 2D CNN's sizes would be silently ignored
-        make_params(corpus="emodb", encoder="tdnn_bilstm", gru_hidden=256)
+    assert RunConfig().feature_params == check_feature_params()  # the paper's encoder reads MFCCs
+    assert RunConfig(encoder="1dcnn_gru").feature_params == check_feature_params(kind="fbank_energy_pitch")
 
 
 def test_fbank_energy_pitch_features(synthetic_root, synthetic_meta, synthetic_feats, fbank_feats, synthetic_cache):
@@ -141,45 +132,24 @@ def test_fbank_energy_pitch_features(synthetic_root, synthetic_meta, synthetic_f
 @pytest.mark.parametrize("encoder", ["tdnn_bilstm", "1dcnn_gru"])
 def test_two_epoch_run_records_encoder_and_features(encoder, synthetic_meta, synthetic_feats, fbank_feats, tmp_path):
     feats = fbank_feats if encoder == "1dcnn_gru" else synthetic_feats
-    rec = train_run("synthetic", 0, 2.5, encoder=encoder, fc_hidden=8, epochs=2, batch_size=8, meta=synthetic_meta,
-                    feats=feats, out_dir=tmp_path, progress=False, device="cpu")
+    config = RunConfig(corpus="synthetic", gamma=2.5, encoder=encoder, fc_hidden=8, epochs=2, batch_size=8)
+    rec = run(config, RunOptions(out_dir=str(tmp_path), device="cpu"), meta=synthetic_meta, feats=feats,
+              progress=False)
     on_disk = read_record(tmp_path / "synthetic" / f"{rec['name']}.json")
-    assert on_disk is not None and on_disk["name"] == rec["name"] and f"-{encoder}-" in rec["name"]
-    assert on_disk["params"]["encoder"] == encoder
-    assert on_disk["params"]["features"] == feats.params
-    assert on_disk["params"]["features"].get("kind", "mfcc") == ENCODER_FEATURES[encoder]
+    assert on_disk is not None and on_disk["name"] == rec["name"] == config.name and f"-{encoder}-" in rec["name"]
+    assert on_disk["config"]["encoder"] == encoder
+    assert on_disk["features"] == feats.params == config.feature_params
     assert len(on_disk["curves"]) == 2 and on_disk["train_speaker_accuracy_final"] is not None
-    assert run_name(on_disk["params"]) == on_disk["name"]
-    assert on_disk["params"]["encoder_sizes"] == encoder_sizes(encoder)
+    assert on_disk["encoder_sizes"] == encoder_sizes(encoder)
     other = synthetic_feats if encoder == "1dcnn_gru" else fbank_feats
     with pytest.raises(ValueError, match="feats were computed"):
-        train_run("synthetic", 0, 2.5, encoder=encoder, epochs=1, meta=synthetic_meta, feats=other, save=False,
-                  progress=False)
-
-
-@pytest.mark.parametrize("encoder", ["tdnn_bilstm", "1dcnn_gru"])
-def test_earlier_encoder_sizes_name_the_run(encoder, monkeypatch):
-    import sierlib.encoders
-
-    p = make_params(corpus="emodb", encoder=encoder)
-    name = run_name(p)
-    # the 2D CNN biGRU's sizes would mislead here; the encoder's own sizes are in the hash
-    assert "-L1-" not in name and "-k5-" not in name and name.startswith(f"emodb-{encoder}-fold0-")
-    sizes = encoder_sizes(encoder)
-    assert p["encoder_sizes"] == sizes and json.loads(json.dumps(sizes)) == sizes
-    key = "lstm_hidden" if encoder == "tdnn_bilstm" else "gru_hidden"
-    monkeypatch.setattr(sierlib.encoders, "encoder_sizes", lambda e: {**sizes, key: 32})
-    changed = make_params(corpus="emodb", encoder=encoder)
-    assert run_name(changed) != name
-    model = SIERNet(7, 6, n_mfcc=N_FEATURES[encoder], encoder=encoder, encoder_kwargs=_encoder_kwargs(changed))
-    assert model.encoder.out_features == (4 if encoder == "tdnn_bilstm" else 2) * 32
-    with pytest.raises(ValueError, match="encoder must be one of"):
-        encoder_sizes("2dcnn_bigru")
+        run(config, meta=synthetic_meta, feats=other, save=False, progress=False)
 
 
 def test_same_seed_same_run_on_cpu(synthetic_meta, fbank_feats):
-    kw = dict(encoder="1dcnn_gru", fc_hidden=8, epochs=2, batch_size=8, meta=synthetic_meta, feats=fbank_feats,
-              save=False, progress=False, device="cpu")
-    a = train_run("synthetic", 1, 2.5, seed=3, **kw)
-    b = train_run("synthetic", 1, 2.5, seed=3, **kw)
+    config = RunConfig(corpus="synthetic", fold=1, gamma=2.5, seed=3, encoder="1dcnn_gru", fc_hidden=8, epochs=2,
+                       batch_size=8)
+    kw = dict(meta=synthetic_meta, feats=fbank_feats, save=False, progress=False)
+    a = run(config, RunOptions(device="cpu"), **kw)
+    b = run(config, RunOptions(device="cpu"), **kw)
     assert a["curves"] == b["curves"] and a["test_confusion"] == b["test_confusion"]

@@ -3,7 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sierlib.folds import N_FOLDS, fold_speakers, make_folds, split_metadata
+from sierlib.corpora import corpus_info
+from sierlib.folds import fold_speakers, make_folds, split_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,7 @@ def check_invariants(folds: pd.DataFrame, n_speakers: int, n_folds: int, sizes: 
 @pytest.mark.parametrize("corpus", ["emodb", "ravdess"])
 def test_n_folds_matches_the_committed_fold_tables(corpus):
     committed = pd.read_csv(REPO / "results" / "folds" / f"{corpus}.csv")
-    assert N_FOLDS[corpus] == committed.fold.nunique()
+    assert corpus_info(corpus).n_folds == committed.fold.nunique()
 
 
 @pytest.mark.real

@@ -3,24 +3,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sierlib.results import (N_FOLDS, PAPER_TABLE1, al_vs_without, paired_test, select_size_on_validation,
-                             seed_averaged_test, seed_spread, summarise, table1, table2)
-
-COLUMNS = ["corpus", "fold", "gamma", "n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "fc_hidden",
-           "dropout", "epochs", "batch_size", "lr", "weight_decay", "seed", "encoder", "test_accuracy", "test_uar",
-           "val_accuracy"]
+from sierlib.config import RunConfig
+from sierlib.corpora import corpus_info
+from sierlib.results import (PAPER_TABLE1, al_vs_without, collect_runs, load_runs_csv, paired_test, records_frame,
+                             select_on_validation, seed_averaged_test, seed_spread, summarise, table1, table2)
 
 
-def run(fold, gamma, acc, *, depth=1, seed=0, encoder="2dcnn_bigru", n_filters=64, val=0.5, corpus="emodb"):
-    return dict(corpus=corpus, fold=fold, gamma=gamma, n_cnn_layers=depth, kernel_size=5, n_filters=n_filters,
-                gru_hidden=128, fc_hidden=64, dropout=0.3, epochs=30, batch_size=16, lr=1e-3, weight_decay=0.0,
-                seed=seed, encoder=encoder, test_accuracy=acc, test_uar=acc - 0.05, val_accuracy=val)
+def run(fold, gamma, acc, *, depth=1, seed=0, encoder="2dcnn_bigru", n_filters=64, val=0.5, corpus="emodb", **kw):
+    sizes = {"n_cnn_layers": depth, "n_filters": n_filters} if encoder == "2dcnn_bigru" else {}
+    config = RunConfig(corpus=corpus, fold=fold, gamma=gamma, seed=seed, encoder=encoder, **sizes, **kw)
+    return {"status": "finished", "name": config.name, "config": config.to_dict(), "test_accuracy": acc,
+            "test_uar": acc - 0.05, "val_accuracy": val}
 
 
 def frame(rows):
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    df["gamma"] = df["gamma"].astype(object).where(df["gamma"].notna(), None)
-    return df
+    return records_frame(rows)
 
 
 def test_summarise_is_mean_and_sample_std_over_folds_in_percent():
@@ -46,39 +43,37 @@ def test_size_is_chosen_on_validation_never_on_test():
     # size c128 is better on test but worse on validation: the table must use c64
     rows = [run(f, None, 0.80, n_filters=128, val=0.40) for f in range(5)]
     rows += [run(f, None, 0.60, n_filters=64, val=0.70) for f in range(5)]
-    chosen = select_size_on_validation(frame(rows), ["n_cnn_layers", "gamma"])
+    chosen = select_on_validation(frame(rows), ["n_cnn_layers", "gamma"])
     assert set(chosen.n_filters) == {64} and len(chosen) == 5
     # a size with more folds wins over a better-validating size with fewer
     rows += [run(0, None, 0.90, n_filters=256, val=0.99)]
-    assert set(select_size_on_validation(frame(rows), ["n_cnn_layers", "gamma"]).n_filters) == {64}
+    assert set(select_on_validation(frame(rows), ["n_cnn_layers", "gamma"]).n_filters) == {64}
 
 
 def test_table1_keeps_missing_cells_missing(tmp_path):
     rows = [run(f, 3.33, 0.6 + 0.01 * f) for f in range(5)] + [run(f, None, 0.55) for f in range(3)]
     rows += [run(f, 3.33, 0.99, seed=1) for f in range(5)]  # other seeds are not Table 1
-    frame(rows).to_csv(tmp_path / "runs_emodb.csv", index=False)
-    t = table1(corpora=("emodb", "ravdess"), folder=tmp_path)
+    t = table1({"emodb": frame(rows), "ravdess": frame([])})
     assert len(t) == len(PAPER_TABLE1["emodb"]) + len(PAPER_TABLE1["ravdess"])
-    cell = t[(t.corpus == "emodb") & (t.n_cnn_layers == 1) & (t.gamma == 3.33)].iloc[0]
+    cell = t[(t.corpus == "emodb") & (t.n_cnn_layers == 1) & (t.gamma == "3.33")].iloc[0]
     assert cell.folds == 5 and cell.acc_mean == pytest.approx(62.0) and cell.paper_acc_mean == 73.6
     base = t[(t.corpus == "emodb") & (t.n_cnn_layers == 1) & (t.gamma == "without AL")].iloc[0]
-    assert base.folds == 3 and base.of_folds == N_FOLDS["emodb"]
+    assert base.folds == 3 and base.of_folds == corpus_info("emodb").n_folds
     empty = t[(t.corpus == "emodb") & (t.n_cnn_layers == 2)]
     assert (empty.folds == 0).all() and empty.acc_mean.isna().all()
-    assert (t[t.corpus == "ravdess"].folds == 0).all()  # no runs_ravdess.csv at all
+    assert (t[t.corpus == "ravdess"].folds == 0).all()  # no RAVDESS runs at all
 
 
 def test_table2_rows_per_encoder_with_and_without_al(tmp_path):
     rows = [run(f, 3.33, 0.5, encoder="tdnn_bilstm") for f in range(5)] + [run(0, None, 0.4, encoder="1dcnn_gru")]
-    frame(rows).to_csv(tmp_path / "runs_emodb.csv", index=False)
-    t = table2(corpora=("emodb",), folder=tmp_path)
+    t = table2({"emodb": frame(rows)})
     assert len(t) == 6  # 3 encoders x (AL, without AL)
     tdnn = t[t.encoder.str.startswith("TDNN")].set_index("gamma")
-    assert tdnn.loc[3.33, "folds"] == 5 and tdnn.loc[3.33, "acc_mean"] == pytest.approx(50.0)
-    assert tdnn.loc[3.33, "paper_acc_mean"] == 61.4 and np.isnan(tdnn.loc["without AL", "paper_acc_mean"])
+    assert tdnn.loc["3.33", "folds"] == 5 and tdnn.loc["3.33", "acc_mean"] == pytest.approx(50.0)
+    assert tdnn.loc["3.33", "paper_acc_mean"] == 61.4 and np.isnan(tdnn.loc["without AL", "paper_acc_mean"])
     assert tdnn.loc["without AL", "folds"] == 0
     gru = t[t.encoder.str.startswith("1D")].set_index("gamma")
-    assert gru.loc["without AL", "folds"] == 1 and gru.loc[3.33, "folds"] == 0
+    assert gru.loc["without AL", "folds"] == 1 and gru.loc["3.33", "folds"] == 0
 
 
 def test_al_vs_without_pairs_only_shared_folds():
@@ -106,3 +101,47 @@ def test_seed_study_averages_seeds_within_each_fold():
     spread = seed_spread(df, depth=1, gamma=3.33)
     assert set(spread[spread.setting == "without AL"].folds) == {5}
     assert spread[(spread.seed == 7)].folds.tolist() == [1]
+
+
+def test_unlike_runs_are_never_paired_or_averaged():
+    """A 2-epoch run of fold 1 among 30-epoch runs is another setting: it is neither paired with
+    the 30-epoch without-AL runs nor averaged into the AL cell (it once broke 05)."""
+    rows = [run(f, 2.5, 0.6) for f in range(5)] + [run(f, None, 0.5) for f in range(5)]
+    rows.append(run(1, 2.5, 0.2, epochs=2))
+    t = al_vs_without(frame(rows), "emodb")
+    main = t[t.n_folds == 5].iloc[0]
+    assert main.mean_diff == pytest.approx(10.0)
+    assert (t.n_folds == 5).sum() == 1 and len(t) == 1  # the 2-epoch setting has no without-AL partner
+    chosen = select_on_validation(frame(rows), ["n_cnn_layers", "gamma"])
+    assert set(chosen[chosen.gamma == "2.5"].epochs) == {30}
+    res = seed_averaged_test(frame(rows), depth=1, gamma=2.5)
+    assert res["n_folds"] == 5 and res["mean_diff"] == pytest.approx(10.0)
+
+
+def test_regenerated_tables_equal_the_committed_ones(tmp_path):
+    """Migrated records give exactly the committed tables (numbers, not just shapes)."""
+    from sierlib.records import RESULTS
+    from sierlib.results import build_tables
+
+    t = build_tables()
+    for name in ("table1", "table2"):
+        committed = pd.read_csv(RESULTS / f"{name}.csv", dtype={"gamma": str})
+        ours = t[name].reset_index(drop=True)
+        assert list(ours.columns) == list(committed.columns)
+        for col in committed.columns:
+            if committed[col].dtype.kind == "f":
+                np.testing.assert_allclose(ours[col].astype(float), committed[col], atol=1e-9, err_msg=col)
+            else:
+                assert ours[col].fillna("").astype(str).tolist() == committed[col].fillna("").astype(str).tolist(), col
+
+
+def test_runs_csv_round_trip(tmp_path):
+    rows = [run(f, g, 0.5 + 0.01 * f) for f in range(3) for g in (None, 2.5)]
+    from sierlib.records import write_record
+
+    for r in rows:
+        write_record({**r, "curves": []}, tmp_path / "runs")
+    written = collect_runs("emodb", tmp_path / "runs", tmp_path / "runs_emodb.csv")
+    back = load_runs_csv("emodb", tmp_path)
+    assert len(back) == len(written) == 6 and set(back.gamma) == {"without AL", "2.5"}
+    assert back.setting.nunique() == 2

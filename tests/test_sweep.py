@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import sierlib.sweep as sweep
-from sierlib.sweep import bundle_records, collect_runs, plan_sweep, run_sweep, unbundle_records
-from sierlib.train import run_name
+from sierlib.results import collect_runs
+from sierlib.sweep import bundle_records, plan_sweep, run_sweep, unbundle_records
 
 TINY = dict(n_filters=8, gru_hidden=8, fc_hidden=8, epochs=1, batch_size=8)
 
@@ -22,14 +22,15 @@ def synthetic_plan():
 
 def test_plan_covers_every_combination_once():
     plan = plan_sweep("emodb", gammas=[None, 1.25, 2.5, 3.33], depths=[1, 2, 3, 4])
-    assert len(plan) == 5 * 4 * 4 and len({run_name(p) for p in plan}) == 80
+    assert len(plan) == 5 * 4 * 4 and len({c.name for c in plan}) == 80
     grid = plan_sweep("emodb", folds=[0], gammas=[2.5], depths=[1], grid=True)
-    assert len(grid) == 16 and {p["kernel_size"] for p in grid} == {5, 2}
+    assert len(grid) == 16 and {c.kernel_size for c in grid} == {5, 2}
     assert len(plan_sweep("ravdess", gammas=[None], depths=[1])) == 12
     # the earlier encoders have no depth or grid: one run per fold and gamma, whatever is asked
     enc = plan_sweep("emodb", gammas=[None, 3.33], depths=[2, 3], grid=True, encoders=["2dcnn_bigru", "tdnn_bilstm"])
-    assert sum(p["encoder"] == "tdnn_bilstm" for p in enc) == 10
-    assert all(p["n_cnn_layers"] == 1 for p in enc if p["encoder"] == "tdnn_bilstm")
+    assert sum(c.encoder == "tdnn_bilstm" for c in enc) == 10
+    assert all(c.n_cnn_layers == 1 for c in enc if c.encoder == "tdnn_bilstm")
+    assert {c.epochs for c in plan_sweep("emodb", folds=[0], gammas=[None], depths=[1], epochs=60)} == {60}
 
 
 def test_a_killed_sweep_finishes_the_rest_without_losing_or_duplicating(synthetic_root, synthetic_cache, tmp_path,
@@ -55,7 +56,7 @@ def test_a_killed_sweep_finishes_the_rest_without_losing_or_duplicating(syntheti
     assert "WARNING" not in capfd.readouterr().err  # kernels' log noise stays out of the progress bar
     assert report.skipped >= len(before) and report.skipped + len(report.finished) == len(plan)
     files = sorted(p.name for p in (runs / "synthetic").iterdir())
-    assert files == sorted(f"{run_name(p)}.json" for p in plan)  # one finished record per run, nothing else
+    assert files == sorted(f"{c.name}.json" for c in plan)  # one finished record per run, nothing else
     assert all(json.loads((runs / "synthetic" / f).read_text())["status"] == "finished" for f in files)
     assert len(list(nbs.rglob("*.ipynb"))) >= len(report.finished)
     again = run_sweep(plan, workers=1, out_dir=runs, notebook_dir=nbs, data_root=synthetic_root, progress=False)
@@ -70,16 +71,14 @@ def test_a_killed_sweep_finishes_the_rest_without_losing_or_duplicating(syntheti
 
 def test_a_failed_run_is_reported_with_its_notebook_and_others_go_on(tmp_path, monkeypatch):
     plan = synthetic_plan()
-    bad = run_name(plan[1])
+    bad = plan[1].name
 
-    def fake_execute(params, out_dir, nb_dir, data_root, threads, timeout):
-        name = run_name(params)
-        if name == bad:
+    def fake_execute(config, options, nb_dir, timeout):
+        if config.name == bad:
             raise RuntimeError("CUDA out of memory (simulated)")
-        from sierlib.train import write_json_atomic
-        write_json_atomic({"status": "finished", "name": name, "params": params},
-                          out_dir / params["corpus"] / f"{name}.json")
-        return name, nb_dir / f"{name}.ipynb"
+        from sierlib.records import write_record
+        write_record({"status": "finished", "name": config.name, "config": config.to_dict()}, options.out_dir)
+        return nb_dir / f"{config.name}.ipynb"
 
     monkeypatch.setattr(sweep, "_execute", fake_execute)
     report = run_sweep(plan, workers=2, out_dir=tmp_path, notebook_dir=tmp_path / "nbs", progress=False)
@@ -92,3 +91,44 @@ def test_a_failed_run_is_reported_with_its_notebook_and_others_go_on(tmp_path, m
 def test_bad_workers():
     with pytest.raises(ValueError, match="workers"):
         run_sweep([], workers=0)
+
+
+def test_the_notebook_gets_exactly_its_parameters_cell():
+    import nbformat
+
+    from sierlib.config import RunOptions
+
+    nb = nbformat.read(sweep.NOTEBOOK, 4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace = {}
+    exec(cell.source, namespace)
+    sent = sweep.notebook_parameters(synthetic_plan()[0], RunOptions(out_dir="x", torch_threads=1))
+    assert list(sent) == [k for k in namespace if not k.startswith("__")]
+
+
+def test_sweep_cli_sets_any_config_field_and_refuses_unknown_ones(capsys):
+    assert sweep.main(["--corpus", "emodb", "--folds", "0", "--gammas", "none", "--depths", "1",
+                       "--set", "epochs=60", "lr=5e-4", "--dry-run"]) == 0
+    assert "1 runs planned" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        sweep.main(["--set", "stride=1", "--dry-run"])
+    assert "stride" in capsys.readouterr().err
+
+
+def test_in_process_sweep_from_a_pack_gives_the_same_records(synthetic_root, synthetic_cache, tmp_path, monkeypatch):
+    """The GPU path: worker processes that keep the features in memory, reading a pack instead of
+    the audio, write the same finished records (names, resumability) as the notebook path."""
+    from sierlib.sweep import run_in_process, write_pack
+
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
+    written = write_pack(tmp_path / "pack", "synthetic", data_root=synthetic_root)
+    assert {p.name for p in written} == {"synthetic-meta.csv", "synthetic-mfcc.npz"}
+    plan = synthetic_plan()
+    report = run_in_process(plan, workers=2, out_dir=tmp_path / "runs", device="cpu", pack=tmp_path / "pack",
+                            progress=False)
+    assert report.failed == [] and len(report.finished) == len(plan)
+    names = sorted(p.stem for p in (tmp_path / "runs" / "synthetic").glob("*.json"))
+    assert names == sorted(c.name for c in plan)
+    again = run_in_process(plan, workers=2, out_dir=tmp_path / "runs", device="cpu", pack=tmp_path / "pack",
+                           progress=False)
+    assert again.skipped == len(plan) and again.finished == []

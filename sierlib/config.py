@@ -1,0 +1,222 @@
+"""One run's configuration: the only home of run parameters, their defaults and their checks.
+
+A run is one corpus, one fold and one setting. :class:`RunConfig` says *what* is trained (every
+field enters the run's name and record); :class:`RunOptions` says *how and where* it runs
+(device, threads, folders), which changes neither the result's meaning nor its name.
+``notebooks/04_train.ipynb``'s parameters cell mirrors both (a test checks names and defaults),
+the sweep sends the notebook exactly those parameters, and ``train``, ``experiments``,
+``probe`` and ``benchmarks`` all take a :class:`RunConfig`.
+
+Adding a run parameter is one field with its default and its check (``_check`` below). The
+default must reproduce the behaviour from before the field existed: a run's name hashes only
+the fields that differ from their defaults, so existing names (and the committed records that
+carry them) stay valid. For the same reason a default never changes; a test checks every
+committed record's name against its configuration.
+
+Choices where the paper is silent, all fields here: Adam, learning rate 1e-3, batch 16, 30
+epochs, no weight decay, dropout 0.3; the architecture default is the cheapest point of the
+paper's section 4.2 grid (kernel 5, 64 filters, GRU 128, FC 64).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _int_in(lo, hi):
+    return (lambda v: _is_int(v) and lo <= v <= hi), f"an int in {lo}..{hi}"
+
+
+def _param(default, rule_and_accepts, doc: str):
+    """A field with its default, its check (a predicate and the words that say what it accepts)
+    and a one-line description."""
+    rule, accepts = rule_and_accepts
+    return field(default=default, metadata={"rule": rule, "accepts": accepts, "doc": doc})
+
+
+def _encoder_names() -> tuple[str, ...]:
+    from .model import ENCODERS
+
+    return tuple(ENCODERS)
+
+
+# the 2D CNN biGRU's own sizes: other encoders have theirs (recorded as ``encoder_sizes``)
+CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden")
+FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one run trains and evaluates. Every field is checked when the config is made; a
+    wrong type or range raises ValueError naming the field and what it accepts."""
+
+    corpus: str = _param("emodb", (lambda v: isinstance(v, str), "a corpus name"),
+                         "emodb, ravdess or synthetic")
+    fold: int = _param(0, (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
+                       "0-4 on Emo-DB, 0-11 on RAVDESS")
+    gamma: float | None = _param(3.33, (lambda v: v is None or (_is_num(v) and math.isfinite(v) and v > 0),
+                                        "a positive number, or None for the network without AL"),
+                                 "annealing of the adversarial weight (None: without AL)")
+    encoder: str = _param("2dcnn_bigru", (lambda v: v in _encoder_names(), "one of the encoders"),
+                          "2dcnn_bigru (the paper's), tdnn_bilstm or 1dcnn_gru (Table 2's earlier encoders)")
+    n_cnn_layers: int = _param(1, _int_in(1, 4), "CNN blocks of the 2D CNN biGRU")
+    kernel_size: int = _param(5, _int_in(1, 11), "convolution kernel (paper grid: 5 or 2)")
+    n_filters: int = _param(64, _int_in(1, 4096), "convolution filters (128 or 64)")
+    gru_hidden: int = _param(128, _int_in(1, 4096), "GRU units per direction (256 or 128)")
+    fc_hidden: int = _param(64, _int_in(1, 4096), "units of both classifiers' hidden layers (128 or 64)")
+    dropout: float = _param(0.3, (lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)"),
+                            "dropout of the whole network")
+    epochs: int = _param(30, _int_in(1, 10000), "training epochs")
+    batch_size: int = _param(16, _int_in(2, 65536), "utterances per batch")
+    lr: float = _param(1e-3, (lambda v: _is_num(v) and 0 < v < 10, "a positive number below 10"),
+                       "Adam's learning rate")
+    weight_decay: float = _param(0.0, (lambda v: _is_num(v) and v >= 0, "a number >= 0"), "Adam's weight decay")
+    seed: int = _param(0, _int_in(0, 2**32 - 1), "seed of initialisation and batch order")
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata["rule"](value):
+                accepts = f.metadata["accepts"]
+                if f.name == "encoder":
+                    accepts = "one of " + ", ".join(map(repr, _encoder_names()))
+                raise ValueError(f"{f.name} must be {accepts}; got {value!r}")
+            if f.name in FLOAT_FIELDS and value is not None:
+                object.__setattr__(self, f.name, float(value))  # 1 and 1.0 are one setting, one name
+            elif _is_int(value):
+                object.__setattr__(self, f.name, int(value))
+        from .corpora import corpus_info
+
+        n_folds = corpus_info(self.corpus).n_folds
+        if n_folds is not None and self.fold >= n_folds:
+            raise ValueError(f"fold must be an int in 0..{n_folds - 1} for {self.corpus}; got {self.fold!r}")
+        if self.encoder != "2dcnn_bigru":
+            changed = [f"{k}={getattr(self, k)!r}" for k in CNN2D_FIELDS if getattr(self, k) != DEFAULTS[k]]
+            if changed:
+                raise ValueError(f"{', '.join(changed)}: {', '.join(CNN2D_FIELDS)} size the 2dcnn_bigru encoder "
+                                 f"only; leave them at their defaults for encoder {self.encoder!r}")
+
+    # --- derived fields -------------------------------------------------------------------
+    @property
+    def al(self) -> bool:
+        """True for a network with the adversarial speaker branch."""
+        return self.gamma is not None
+
+    @property
+    def feature_params(self) -> dict:
+        """The feature parameters this run reads (:func:`sierlib.features.check_feature_params`):
+        the kind follows the encoder, everything else is the project's default."""
+        from .features import check_feature_params
+        from .model import ENCODERS
+
+        return check_feature_params(kind=ENCODERS[self.encoder].feature_kind)
+
+    @property
+    def encoder_sizes(self) -> dict | None:
+        """An earlier encoder's own (assumed) sizes, JSON-ready; None for the 2D CNN biGRU."""
+        from .encoders import encoder_sizes
+
+        return None if self.encoder == "2dcnn_bigru" else encoder_sizes(self.encoder)
+
+    @property
+    def name(self) -> str:
+        """The run's name (its record's file name): readable settings and a hash.
+
+        The hash covers the fields that differ from their defaults (and an earlier encoder's
+        sizes), so a field added later with a backward-compatible default changes no name."""
+        changed = {k: v for k, v in self.to_dict().items() if v != DEFAULTS[k]}
+        if self.encoder_sizes is not None:
+            changed["encoder_sizes"] = self.encoder_sizes
+        digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+        g = "none" if self.gamma is None else f"{self.gamma:g}"
+        depth = f"-L{self.n_cnn_layers}" if self.encoder == "2dcnn_bigru" else ""
+        return f"{self.corpus}-{self.encoder}{depth}-gamma{g}-fold{self.fold}-seed{self.seed}-{digest}"
+
+    @property
+    def setting(self) -> tuple:
+        """Every field but fold and seed: runs with equal settings may be averaged and paired."""
+        return tuple((k, v) for k, v in self.to_dict().items() if k not in ("fold", "seed"))
+
+    # --- conversion -----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        unknown = sorted(set(d) - set(DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown run parameters {unknown}; known: {sorted(DEFAULTS)}")
+        return cls(**d)
+
+    @classmethod
+    def from_record(cls, record: dict) -> "RunConfig":
+        """The configuration of a run record (see :mod:`sierlib.records`)."""
+        return cls.from_dict(record["config"])
+
+
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+
+
+def _threads_rule(v):
+    return v is None or (_is_int(v) and v >= 1)
+
+
+def _device_rule(v):
+    return isinstance(v, str) and (v in ("auto", "cpu") or v.startswith("cuda"))
+
+
+def _path_rule(v):
+    return v is None or isinstance(v, (str, Path))
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How and where a run executes; none of it enters the run's name.
+
+    ``out_dir`` None writes the record to ``results/local/runs`` (git-ignored: your own runs);
+    the reference records that the committed tables are built from live in ``results/runs`` and
+    are written only by a deliberate sweep (``sier sweep --reference``)."""
+
+    device: str = _param("auto", (_device_rule, "'auto', 'cpu' or 'cuda[:N]'"),
+                         "auto: CUDA when present, else CPU")
+    torch_threads: int | None = _param(None, (_threads_rule, "None or an int >= 1"),
+                                       "CPU threads for this run (sweeps split the cores); None: torch's default")
+    data_root: str | None = _param(None, (_path_rule, "None or a folder"), "None: $SIER_DATA or data/")
+    out_dir: str | None = _param(None, (_path_rule, "None or a folder"),
+                                 "None: results/local/runs (your own runs, git-ignored)")
+    reuse_record: bool = _param(False, (lambda v: isinstance(v, bool), "True or False"),
+                                "show a finished record of this run instead of training again")
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not f.metadata["rule"](value):
+                raise ValueError(f"{f.name} must be {f.metadata['accepts']}; got {value!r}")
+
+
+OPTION_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+
+
+def from_parameters(namespace: dict) -> tuple[RunConfig, RunOptions]:
+    """The run configuration and options named in ``namespace`` (04_train's parameters cell:
+    ``from_parameters(globals())``). Validates everything at once."""
+    config = RunConfig(**{k: namespace[k] for k in DEFAULTS})
+    options = RunOptions(**{k: namespace[k] for k in OPTION_DEFAULTS})
+    return config, options

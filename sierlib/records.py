@@ -1,0 +1,143 @@
+"""Run records: where they live, how they are written and read. The only home of their layout.
+
+One finished run is one JSON file ``<runs_dir>/<corpus>/<name>.json``::
+
+    status        "finished" (a record is written once, atomically, when the run ends)
+    format        2 (the layout below; :mod:`sierlib.migrate_records` converts older records)
+    name          RunConfig.name
+    config        RunConfig fields (what was trained)
+    features      the feature parameters it read; encoder_sizes (earlier encoders only)
+    speakers, n_utterances, emotions, synthetic
+    test_accuracy, test_uar, test_macro_f1, test_confusion, val_accuracy, best_epoch,
+    train_speaker_accuracy_final, train_speaker_accuracy_best, curves (one row per epoch)
+    wall_time_s, device, torch_threads, versions, git_commit, finished_at
+
+Two folders hold records:
+
+- ``results/runs`` (:data:`REFERENCE_RUNS`): the committed reference records that the tables in
+  ``results/`` are built from; only a deliberate sweep writes here (``sier sweep --reference``);
+- ``results/local/runs`` (:data:`LOCAL_RUNS`, git-ignored): everything else, i.e. your own
+  papermill runs, ``make run`` and ordinary sweeps, so they never change the committed tables.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .corpora import REPO_ROOT
+
+RESULTS = REPO_ROOT / "results"
+REFERENCE_RUNS = RESULTS / "runs"
+LOCAL_RUNS = RESULTS / "local" / "runs"
+FORMAT = 2
+
+# What a run executes; "-dirty" marks a record whose run started with uncommitted changes here.
+# Changes elsewhere (README, papers/, results/) do not touch a run.
+RUN_CODE_PATHS = ("sierlib", "notebooks/04_train.ipynb", "pyproject.toml")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w"):
+    """Open a temporary file beside ``path`` for writing; rename it into place only when the
+    block ends without an exception (so a crash never leaves a half-written file that reads as
+    valid), otherwise delete it. Creates the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(obj: dict, path: str | os.PathLike) -> Path:
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=1)
+    return Path(path)
+
+
+def write_csv_atomic(df, path: str | os.PathLike) -> Path:
+    with atomic_write(path) as f:
+        df.to_csv(f, index=False)
+    return Path(path)
+
+
+def runs_dir(out_dir: str | os.PathLike | None = None) -> Path:
+    """The folder of run records: ``out_dir``, else :data:`LOCAL_RUNS`."""
+    return Path(out_dir) if out_dir is not None else LOCAL_RUNS
+
+
+def record_path(config, out_dir: str | os.PathLike | None = None) -> Path:
+    """Where the record of a :class:`~sierlib.config.RunConfig` lives under ``out_dir``."""
+    return runs_dir(out_dir) / config.corpus / f"{config.name}.json"
+
+
+def read_record(path: str | os.PathLike) -> dict | None:
+    """A finished run's record, or None if the file is absent, unreadable or unfinished."""
+    try:
+        with open(path) as f:
+            rec = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and rec.get("status") == "finished" else None
+
+
+def write_record(record: dict, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write a finished record atomically to ``<out_dir>/<corpus>/<name>.json``."""
+    path = runs_dir(out_dir) / record["config"]["corpus"] / f"{record['name']}.json"
+    return write_json_atomic(record, path)
+
+
+def iter_records(folder: str | os.PathLike | None = None, corpus: str | None = None):
+    """Every finished record under ``folder`` (default :data:`REFERENCE_RUNS`), optionally of
+    one corpus, in file-name order."""
+    folder = Path(folder) if folder is not None else REFERENCE_RUNS
+    pattern = f"{corpus}/*.json" if corpus else "*/*.json"
+    for path in sorted(folder.glob(pattern)):
+        rec = read_record(path)
+        if rec is not None:
+            yield rec
+
+
+def git_commit(repo: str | os.PathLike = REPO_ROOT) -> str | None:
+    """HEAD's commit, with "-dirty" if the run code (:data:`RUN_CODE_PATHS`) has uncommitted
+    changes. Outside a git checkout (e.g. a copy of the tree sent to a lent GPU machine), the
+    commit named by the environment variable ``SIER_GIT_COMMIT``, else None."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if out.returncode != 0:
+            return os.environ.get("SIER_GIT_COMMIT")
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RUN_CODE_PATHS],
+                               cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("SIER_GIT_COMMIT")
+
+
+def library_versions() -> dict:
+    """Versions of Python and the libraries a result depends on (librosa: None where it is not
+    installed, e.g. on a GPU machine that reads precomputed features)."""
+    import numpy as np
+    import pandas as pd
+    import sklearn
+    import torch
+
+    from . import __version__
+
+    try:
+        import librosa
+    except ImportError:
+        librosa = None
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "librosa": librosa and librosa.__version__, "pandas": pd.__version__, "sklearn": sklearn.__version__,
+            "sierlib": __version__}
