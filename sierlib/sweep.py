@@ -163,12 +163,14 @@ def write_pack(folder, corpus: str, encoders=("2dcnn_bigru",), data_root=None) -
     return written
 
 
-def _load_pack(folder: Path, config: RunConfig):
+def load_pack(folder, config: RunConfig):
+    """The metadata and features of ``config``'s corpus from a folder written by :func:`write_pack`."""
     import numpy as np
     import pandas as pd
 
     from .features import Features
 
+    folder = Path(folder)
     kind = config.feature_params.get("kind", "mfcc")
     meta = pd.read_csv(folder / f"{config.corpus}-meta.csv", dtype={"speaker": str, "utterance": str})
     with np.load(folder / f"{config.corpus}-{kind}.npz", allow_pickle=False) as z:
@@ -190,7 +192,7 @@ def _in_process_worker(configs, options: RunOptions, pack, deadline, queue):
         key = (config.corpus, config.feature_params.get("kind", "mfcc"))
         try:
             if key not in loaded:
-                loaded[key] = (_load_pack(Path(pack), config) if pack else
+                loaded[key] = (load_pack(pack, config) if pack else
                                load_corpus_features(config, options.data_root, progress=False))
             meta, feats = loaded[key]
             run(config, options, meta=meta, feats=feats, progress=False)

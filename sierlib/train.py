@@ -146,7 +146,9 @@ def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc:
     initial weights and the dropout masks then follow the seed."""
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    tr, va = data["train"], data["val"]
+    # the training tensors go to the device once, not batch by batch
+    tr = {k: v.to(device) if torch.is_tensor(v) else v for k, v in data["train"].items()}
+    va = data["val"]
     steps_per_epoch = len(batches(len(tr["X"]), config.batch_size, shuffle=False))
     total_steps = config.epochs * steps_per_epoch
 
