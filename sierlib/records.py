@@ -111,17 +111,20 @@ def iter_records(folder: str | os.PathLike | None = None, corpus: str | None = N
 
 def git_commit(repo: str | os.PathLike = REPO_ROOT) -> str | None:
     """HEAD's commit, with "-dirty" if the run code (:data:`RUN_CODE_PATHS`) has uncommitted
-    changes. Outside a git checkout (e.g. a copy of the tree sent to a lent GPU machine), the
-    commit named by the environment variable ``SIER_GIT_COMMIT``, else None."""
+    changes; None outside a git checkout. The environment variable ``SIER_GIT_COMMIT``, when
+    set, names the commit instead: for a copy of the tree sent to a lent GPU machine, whose
+    own git folder (if any) does not know what was committed since it was made."""
+    if os.environ.get("SIER_GIT_COMMIT"):
+        return os.environ["SIER_GIT_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
         if out.returncode != 0:
-            return os.environ.get("SIER_GIT_COMMIT")
+            return None
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *RUN_CODE_PATHS],
                                cwd=repo, capture_output=True, text=True, timeout=10).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("SIER_GIT_COMMIT")
+        return None
 
 
 def library_versions() -> dict:
