@@ -43,8 +43,9 @@ def check_lengths(lengths, x: torch.Tensor) -> torch.Tensor:
     """
     lengths = torch.as_tensor(lengths, dtype=torch.int64, device=x.device)
     if lengths.shape != x.shape[:1]:
-        raise ValueError(f"lengths must have one value per utterance, shape ({x.shape[0]},); got {tuple(lengths.shape)}")
-    if len(lengths) and (lengths.min() < 1 or lengths.max() > x.shape[-1]):
+        raise ValueError(f"lengths must have one value per utterance, shape ({x.shape[0]},); "
+                         f"got {tuple(lengths.shape)}")
+    if lengths.min() < 1 or lengths.max() > x.shape[-1]:
         raise ValueError(f"lengths must lie in 1..{x.shape[-1]} (the padded width); got "
                          f"{int(lengths.min())}..{int(lengths.max())}")
     return lengths
@@ -130,26 +131,29 @@ def classifier_head(in_features: int, hidden: int, n_out: int, dropout: float) -
 
 def _masked_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Batch norm of ``x`` (batch, channels, ..., time) with batch statistics over the steps
-    where ``mask`` (batch, time) is True; running statistics are updated from those."""
-    m = mask.reshape(mask.shape[0], *[1] * (x.dim() - 2), mask.shape[1]).to(x.dtype)
-    dims = [0, *range(2, x.dim())]
-    count = mask.sum() * x.shape[2:-1].numel()  # valid values per channel
+    where ``mask`` (batch, time) is True; running statistics are updated from those. Padded
+    steps come out as ``bias`` (they are neutralised by the next layer that mixes steps)."""
+    m = mask.to(x.dtype)
+    count = m.sum() * x.shape[2:-1].numel()  # valid values per channel
     if count < 2:
         raise ValueError("masked batch norm in training mode needs more than one valid value per channel; "
                          "check lengths")
+    rows = x.reshape(x.shape[0], x.shape[1], -1, x.shape[-1])  # (batch, channels, rows, time)
     shape = (1, -1, *[1] * (x.dim() - 2))
-    mean = (x * m).sum(dims) / count
-    var = (((x - mean.view(shape)) * m) ** 2).sum(dims) / count
+    # masked sums as contractions: no masked copy of x is made
+    mean = torch.einsum("bcrt,bt->c", rows, m) / count
+    centred = x - mean.view(shape)
+    var = torch.einsum("bcrt,bt->c", (centred * centred).reshape(rows.shape), m) / count
     if bn.training and bn.track_running_stats:
         bn.num_batches_tracked.add_(1)
         factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
         with torch.no_grad():
             bn.running_mean.mul_(1 - factor).add_(factor * mean)
             bn.running_var.mul_(1 - factor).add_(factor * var * count / (count - 1))  # unbiased, as PyTorch
-    y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + bn.eps)
-    if bn.affine:
-        y = y * bn.weight.view(shape) + bn.bias.view(shape)
-    return y
+    scale = 1.0 / torch.sqrt(var + bn.eps)
+    if not bn.affine:
+        return centred * scale.view(shape)
+    return torch.addcmul(bn.bias.view(shape), centred, (bn.weight * scale).view(shape))
 
 
 class MaskedBatchNorm1d(nn.BatchNorm1d):

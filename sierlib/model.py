@@ -44,7 +44,7 @@ from torch import nn
 
 from .encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder
 from .layers import (MaskedBatchNorm2d, check_lengths, classifier_head, conv_output_length, masked_sequential,
-                     recurrent_stats_pool, sequential_output_lengths, stats_pool)
+                     recurrent_stats_pool, sequential_output_lengths)
 
 
 class _GradientReversal(torch.autograd.Function):

@@ -15,7 +15,7 @@ from torch import nn
 from sierlib.batching import batches, bucket_batches, crop_to_longest
 from sierlib.encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder, encoder_sizes
 from sierlib.features import FEATURE_KINDS, Features, fit_standardiser, speech_mask, standardise
-from sierlib.layers import conv_output_length
+from sierlib.layers import conv_output_length, stats_pool
 from sierlib.model import ENCODERS, Encoder, SIERNet, gru_input_sizes
 
 
@@ -214,6 +214,15 @@ def test_encoder_registry():
         assert isinstance(SIERNet(4, 3, n_mfcc=42, encoder=name).encoder, cls)
     assert ENCODERS["1dcnn_gru"].feature_kind == "fbank_energy_pitch" and Encoder.feature_kind == "mfcc"
     assert set(encoder_sizes("tdnn_bilstm")) == {"tdnn_dim", "contexts", "lstm_hidden"}
+
+
+def test_masked_stats_pool_pools_the_valid_steps_only():
+    h = torch.randn(3, 7, 4)
+    lengths = torch.tensor([7, 1, 4])
+    pooled = stats_pool(h, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.allclose(pooled[i], stats_pool(h[i:i + 1, :n])[0], atol=1e-6)
+    assert torch.equal(stats_pool(h), old_stats_pool(h))
 
 
 # ---- output lengths ----------------------------------------------------------------------------
