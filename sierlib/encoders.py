@@ -55,9 +55,10 @@ pooling             statistics pooling, mean and std over time      statistics p
                     (stated [Tu]), :func:`stats_pool`               (assumed; Li et al.'s pooling is not reproduced)
 embedding           4 x 128 = 512, as the default 2D CNN biGRU's    2 x 256 = 512 (chosen to match)
 dropout             0.3 after each TDNN layer (assumed)             0.3 in each convolution block (assumed)
-padding frames      included in the pooling, as for the 2D CNN      the same
-                    biGRU (recordings are zero-padded to the
-                    corpus's longest, paper sec. 4.1)
+padding frames      included everywhere, as for the 2D CNN biGRU    the same
+                    (recordings are zero-padded to the corpus's
+                    longest, paper sec. 4.1); ignored when the
+                    forward pass is given ``lengths``
 adversary           gradient reversal only, no cross-gradient       gradient reversal only, no entropy loss [Li]
                     training [Tu]
 ==================  ==============================================  ==================================================
@@ -69,7 +70,7 @@ import inspect
 import torch
 from torch import nn
 
-from .model import stats_pool
+from .layers import MaskedBatchNorm1d, check_lengths, masked_sequential, recurrent_stats_pool
 
 # x-vector frame layers 1-4 (Snyder et al. 2018) as (kernel size, dilation) of a Conv1d:
 # [t-2, t+2] -> (5, 1); {t-2, t, t+2} -> (3, 2); {t-3, t, t+3} -> (3, 3); {t} -> (1, 1).
@@ -105,8 +106,12 @@ class TDNNBiLSTMEncoder(nn.Module):
     Layer order inside a TDNN layer is Conv1d -> ReLU -> BatchNorm -> Dropout (assumed, as in
     Kaldi's TDNN recipes: affine, ReLU, batch norm). No frame subsampling: the LSTM sees every
     frame. The embedding is the mean and standard deviation over time of the LSTM outputs
-    (:func:`sierlib.model.stats_pool`), which Tu et al. state.
+    (:func:`sierlib.layers.stats_pool`), which Tu et al. state.
     """
+
+    name = "tdnn_bilstm"
+    feature_kind = "mfcc"
+    title = "TDNN biLSTM (MFCC)"
 
     def __init__(self, n_features: int, dropout: float = 0.3, *, tdnn_dim: int = 64,
                  contexts=XVECTOR_CONTEXTS, lstm_hidden: int = 128):
@@ -116,16 +121,20 @@ class TDNNBiLSTMEncoder(nn.Module):
             if kernel < 1 or kernel % 2 == 0 or dilation < 1:
                 raise ValueError(f"TDNN contexts need an odd kernel >= 1 and a dilation >= 1; got {(kernel, dilation)}")
             layers += [nn.Conv1d(in_ch, tdnn_dim, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2),
-                       nn.ReLU(), nn.BatchNorm1d(tdnn_dim), nn.Dropout(dropout)]
+                       nn.ReLU(), MaskedBatchNorm1d(tdnn_dim), nn.Dropout(dropout)]
             in_ch = tdnn_dim
         self.tdnn = nn.Sequential(*layers)
         self.lstm = nn.LSTM(in_ch, lstm_hidden, batch_first=True, bidirectional=True)
         self.out_features = 4 * lstm_hidden
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.tdnn(x)                      # (B, tdnn_dim, T)
-        h, _ = self.lstm(h.transpose(1, 2))   # (B, T, 2 * lstm_hidden)
-        return stats_pool(h)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled embedding of ``x`` (B, n_features, T); with ``lengths`` (B,), row i's frames
+        from ``lengths[i]`` on are padding and influence nothing (see :mod:`sierlib.layers`)."""
+        if lengths is None:
+            h = self.tdnn(x)                  # (B, tdnn_dim, T)
+        else:
+            h, lengths = masked_sequential(self.tdnn, x, check_lengths(lengths, x))
+        return recurrent_stats_pool(self.lstm, h.transpose(1, 2), lengths)  # LSTM: (B, T, 2 * lstm_hidden)
 
 
 class CNN1DGRUEncoder(nn.Module):
@@ -163,6 +172,10 @@ class CNN1DGRUEncoder(nn.Module):
     heads receive the same kind of input for all three encoders).
     """
 
+    name = "1dcnn_gru"
+    feature_kind = "fbank_energy_pitch"
+    title = "1D CNN GRU (log-Mel, energy, pitch)"
+
     def __init__(self, n_features: int, dropout: float = 0.3, *, n_conv_layers: int = 2, n_filters: int = 128,
                  kernel_size: int = 5, pool: int = 2, gru_hidden: int = 256):
         super().__init__()
@@ -171,7 +184,7 @@ class CNN1DGRUEncoder(nn.Module):
         blocks, in_ch = [], n_features
         for _ in range(n_conv_layers):
             blocks += [nn.Conv1d(in_ch, n_filters, kernel_size, padding=kernel_size // 2),
-                       nn.BatchNorm1d(n_filters), nn.ReLU(), nn.Dropout(dropout)]
+                       MaskedBatchNorm1d(n_filters), nn.ReLU(), nn.Dropout(dropout)]
             if pool > 1:
                 blocks.append(nn.MaxPool1d(pool, stride=pool, ceil_mode=True))
             in_ch = n_filters
@@ -179,13 +192,14 @@ class CNN1DGRUEncoder(nn.Module):
         self.gru = nn.GRU(in_ch, gru_hidden, batch_first=True)
         self.out_features = 2 * gru_hidden
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.cnn(x)                       # (B, n_filters, T')
-        h, _ = self.gru(h.transpose(1, 2))    # (B, T', gru_hidden)
-        return stats_pool(h)
-
-
-ENCODER_CLASSES = {"tdnn_bilstm": TDNNBiLSTMEncoder, "1dcnn_gru": CNN1DGRUEncoder}
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled embedding of ``x`` (B, n_features, T); with ``lengths`` (B,), row i's frames
+        from ``lengths[i]`` on are padding and influence nothing (see :mod:`sierlib.layers`)."""
+        if lengths is None:
+            h = self.cnn(x)                   # (B, n_filters, T')
+        else:
+            h, lengths = masked_sequential(self.cnn, x, check_lengths(lengths, x))
+        return recurrent_stats_pool(self.gru, h.transpose(1, 2), lengths)  # GRU: (B, T', gru_hidden)
 
 
 def encoder_sizes(encoder: str) -> dict:
@@ -193,9 +207,10 @@ def encoder_sizes(encoder: str) -> dict:
 
     A run stores them in its parameters (``params["encoder_sizes"]``), so that they are recorded
     with every result and enter the run's name hash: a run with other sizes gets another name."""
-    if encoder not in ENCODER_CLASSES:
-        raise ValueError(f"encoder must be one of {', '.join(ENCODER_CLASSES)}; got {encoder!r}")
-    sig = inspect.signature(ENCODER_CLASSES[encoder].__init__)
+    classes = {cls.name: cls for cls in (TDNNBiLSTMEncoder, CNN1DGRUEncoder)}
+    if encoder not in classes:
+        raise ValueError(f"encoder must be one of {', '.join(classes)}; got {encoder!r}")
+    sig = inspect.signature(classes[encoder].__init__)
     sizes = {k: v.default for k, v in sig.parameters.items() if v.kind is inspect.Parameter.KEYWORD_ONLY}
     # tuples become lists, as they would after a JSON round trip
     return {k: [list(c) for c in v] if k == "contexts" else v for k, v in sizes.items()}

@@ -243,6 +243,14 @@ class Features:
         hop = self.params["hop_length"]
         return 1.0 - np.minimum(1.0, (self.n_samples // hop + 1) / self.X.shape[-1])
 
+    @property
+    def n_frames(self) -> np.ndarray:
+        """True number of frames of each feature map, before the zero padding (int64): the
+        centred frames of the trimmed recording, ``n_samples // hop_length + 1``, at most the
+        padded width. :func:`speech_mask` marks these frames."""
+        n = np.asarray(self.n_samples, dtype=np.int64) // self.params["hop_length"] + 1
+        return np.minimum(n, self.X.shape[-1])
+
     def select(self, meta: pd.DataFrame) -> np.ndarray:
         """Rows of X for the utterances of ``meta``, in meta's order."""
         index = {u: i for i, u in enumerate(self.utterances)}
@@ -404,16 +412,45 @@ def padding_fraction(n_samples, hop_length: int = 512, length: int | None = None
     return 1.0 - np.minimum(1.0, (n // hop_length + 1) / n_frames)
 
 
-def fit_standardiser(X_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-coefficient mean and std over all training frames (padding included, as the network
-    sees it). Fit on the training speakers of a fold only."""
-    mean = X_train.mean(axis=(0, 2), keepdims=True)[0]
-    std = X_train.std(axis=(0, 2), keepdims=True)[0]
+def frame_mask(lengths, n_frames: int) -> np.ndarray:
+    """Boolean ``(n_utterances, n_frames)``: True at the first ``lengths[i]`` frames of row i."""
+    return np.arange(n_frames)[None, :] < np.asarray(lengths)[:, None]
+
+
+def fit_standardiser(X_train: np.ndarray, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-coefficient mean and std of the training frames. Fit on the training speakers of a
+    fold only.
+
+    Parameters
+    ----------
+    X_train : numpy.ndarray
+        ``(n_utterances, n_rows, n_frames)``.
+    lengths : array_like of int, optional
+        Speech frames of each utterance (:attr:`Features.n_frames`): the statistics are over
+        these frames only. None: over all frames, padding included (as the padded network sees
+        them).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Mean and std, float32, each ``(n_rows, 1)``; std at least 1e-6.
+    """
+    if lengths is None:
+        mean = X_train.mean(axis=(0, 2), keepdims=True)[0]
+        std = X_train.std(axis=(0, 2), keepdims=True)[0]
+    else:
+        speech = X_train.transpose(1, 0, 2)[:, frame_mask(lengths, X_train.shape[-1])]  # (n_rows, n_speech_frames)
+        mean, std = speech.mean(axis=1, keepdims=True), speech.std(axis=1, keepdims=True)
     return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
 
-def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return ((X - mean) / std).astype(np.float32)
+def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray, lengths=None) -> np.ndarray:
+    """``(X - mean) / std`` as float32; with ``lengths`` (speech frames per utterance), the
+    padding after them is exactly 0 afterwards, as the length-aware network expects."""
+    out = ((X - mean) / std).astype(np.float32)
+    if lengths is None:
+        return out
+    return np.where(frame_mask(lengths, X.shape[-1])[:, None, :], out, np.float32(0.0))
 
 
 def speech_mask(feats: Features) -> np.ndarray:
@@ -429,8 +466,7 @@ def speech_mask(feats: Features) -> np.ndarray:
         Boolean array ``(n_utterances, n_frames)``: True for the frames of the trimmed recording
         (the first ``n_samples // hop_length + 1``, as :attr:`Features.padding_fraction` counts).
     """
-    n_speech = feats.n_samples // feats.params["hop_length"] + 1
-    return np.arange(feats.X.shape[-1])[None, :] < n_speech[:, None]
+    return frame_mask(feats.n_frames, feats.X.shape[-1])
 
 
 def utterance_means(feats: Features, speech_only: bool = True) -> np.ndarray:

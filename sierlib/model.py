@@ -3,7 +3,7 @@
 ::
 
     MFCC (1 x n_mfcc x T)
-      -> n_cnn_layers x [Conv2d k x k, stride 2 -> BatchNorm -> Dropout -> ELU -> MaxPool 2x2/2]
+      -> n_cnn_layers x [Conv2d k x k, stride 2 (or 1) -> BatchNorm -> Dropout -> ELU -> MaxPool 2x2/2]
       -> reshape to a sequence over time (channels x frequency per step)
       -> biGRU (gru_hidden units each way) -> statistics pooling (mean and std over time)
       = embedding h5 (4 * gru_hidden)
@@ -13,7 +13,7 @@
 Choices where the paper is silent (each is a constructor argument):
 
 - convolution padding ``kernel_size // 2`` on both axes, so a 20-coefficient map survives four
-  stride-2 convolutions and four poolings (20 -> 10 -> 5 -> 3 -> 1 -> 1 ...); pooling uses
+  stride-2 convolutions and four poolings (20 -> 10 -> 5 -> 3 -> 2 -> 1 -> 1 ...); pooling uses
   ``ceil_mode=True`` so a dimension of size 1 stays 1 instead of vanishing;
 - one dropout rate (0.3) for every block and layer;
 - the standard deviation in statistics pooling is the biased one plus 1e-5 inside the square
@@ -21,7 +21,19 @@ Choices where the paper is silent (each is a constructor argument):
 
 ``SIERNet(..., encoder=...)`` swaps the encoder for one of the two earlier encoders of the
 paper's Table 2 (``"tdnn_bilstm"``, ``"1dcnn_gru"``, see :mod:`sierlib.encoders`); the heads,
-the gradient reversal and everything after the pooled embedding stay the same.
+the gradient reversal and everything after the pooled embedding stay the same. All three are
+in :data:`ENCODERS`.
+
+``SIERNet(..., conv_stride=1)`` reads the paper's "stride 2" as the pooling's only (stride-1
+convolution, 2x2 pooling; :func:`gru_input_sizes` tabulates what the biGRU then sees), and
+``conv_dropout`` sets the convolution blocks' dropout apart from the classifiers'.
+
+Length-aware path: ``SIERNet.forward(x, lambda_, lengths)`` with each utterance's true number
+of frames makes the padding inert -- masked batch norm in the convolution blocks, padded steps
+zeroed before each convolution and set to -inf before each pooling, a packed biGRU and masked
+statistics pooling (:mod:`sierlib.layers`). Without ``lengths`` the network computes exactly
+what it always did, padding included, as the paper describes (zero-padding to the longest
+recording, section 4.1).
 """
 from __future__ import annotations
 
@@ -29,6 +41,10 @@ import math
 
 import torch
 from torch import nn
+
+from .encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder
+from .layers import (MaskedBatchNorm2d, check_lengths, classifier_head, conv_output_length, masked_sequential,
+                     recurrent_stats_pool, sequential_output_lengths)
 
 
 class _GradientReversal(torch.autograd.Function):
@@ -54,63 +70,117 @@ def adversarial_weight(p: float, gamma: float) -> float:
 
 
 class ConvBlock(nn.Sequential):
-    """Conv2d (stride 2) -> BatchNorm -> Dropout -> ELU -> MaxPool 2x2 stride 2 (paper eqs. 1-3)."""
+    """Conv2d -> BatchNorm -> Dropout -> ELU -> MaxPool 2x2 stride 2 (paper eqs. 1-3).
 
-    def __init__(self, in_channels: int, n_filters: int, kernel_size: int, dropout: float):
+    The convolution's stride is 2 (the paper as written) or 1 (the "pool-only" reading, where
+    only the pooling subsamples)."""
+
+    def __init__(self, in_channels: int, n_filters: int, kernel_size: int, dropout: float, stride: int = 2):
         super().__init__(
-            nn.Conv2d(in_channels, n_filters, kernel_size, stride=2, padding=kernel_size // 2),
-            nn.BatchNorm2d(n_filters),
+            nn.Conv2d(in_channels, n_filters, kernel_size, stride=stride, padding=kernel_size // 2),
+            MaskedBatchNorm2d(n_filters),
             nn.Dropout(dropout),
             nn.ELU(),
             nn.MaxPool2d(2, stride=2, ceil_mode=True),
         )
 
 
-def stats_pool(h: torch.Tensor) -> torch.Tensor:
-    """Mean and standard deviation over time (dim 1) of (batch, time, features), concatenated."""
-    mean = h.mean(dim=1)
-    std = torch.sqrt(h.var(dim=1, unbiased=False) + 1e-5)
-    return torch.cat([mean, std], dim=1)
+def _block_output_size(n, kernel_size: int, conv_stride: int):
+    """Size of one axis after a :class:`ConvBlock` (convolution, then 2x2 ceil-mode pooling)."""
+    n = conv_output_length(n, kernel_size, stride=conv_stride, padding=kernel_size // 2)
+    return conv_output_length(n, 2, stride=2, ceil_mode=True)
 
 
-def classifier_head(in_features: int, hidden: int, n_out: int, dropout: float) -> nn.Sequential:
-    """Two fully connected layers, each Linear -> BatchNorm -> Dropout -> ReLU, then a linear
-    output layer (the softmax is inside the cross-entropy loss)."""
-    layers = []
-    for i in range(2):
-        layers += [nn.Linear(in_features if i == 0 else hidden, hidden), nn.BatchNorm1d(hidden),
-                   nn.Dropout(dropout), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(hidden, n_out))
+def gru_input_sizes(n_mfcc: int = 20, n_frames: int = 379, kernel_size: int = 5):
+    """What the biGRU sees after 1-4 convolution blocks, for convolution strides 2 and 1.
+
+    Parameters
+    ----------
+    n_mfcc : int
+        Feature rows of the input (frequency axis).
+    n_frames : int
+        Frames of the input (time axis).
+    kernel_size : int
+        Square convolution kernel; padding ``kernel_size // 2`` on both axes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (conv_stride, depth) with ``rows`` (frequency bins left, times the filters =
+        the GRU's input size) and ``frames`` (time steps the GRU runs over).
+    """
+    import pandas as pd
+
+    table = []
+    for stride in (2, 1):
+        rows, frames = n_mfcc, n_frames
+        for depth in range(1, 5):
+            rows = int(_block_output_size(rows, kernel_size, stride))
+            frames = int(_block_output_size(frames, kernel_size, stride))
+            table.append({"conv_stride": stride, "depth": depth, "rows": rows, "frames": frames})
+    return pd.DataFrame(table)
 
 
 class Encoder(nn.Module):
-    """2D CNN blocks, a biGRU and statistics pooling: (B, n_mfcc, T) -> (B, 4 * gru_hidden)."""
+    """2D CNN blocks, a biGRU and statistics pooling: (B, n_mfcc, T) -> (B, 4 * gru_hidden).
+
+    Parameters
+    ----------
+    n_mfcc : int
+        Feature rows of the input.
+    n_cnn_layers : int
+        Convolution blocks, 1-4.
+    kernel_size, n_filters : int
+        Square kernel and filters of every convolution.
+    gru_hidden : int
+        Units of the biGRU in each direction.
+    dropout : float
+        Dropout rate; the default for ``conv_dropout``.
+    conv_stride : int
+        Stride of every convolution: 2 (the paper as written) or 1 (pooling alone subsamples).
+    conv_dropout : float, optional
+        Dropout inside the convolution blocks; None uses ``dropout``.
+    """
+
+    name = "2dcnn_bigru"
+    feature_kind = "mfcc"
+    title = "2D CNN biGRU (MFCC)"
 
     def __init__(self, n_mfcc: int = 20, n_cnn_layers: int = 1, kernel_size: int = 5,
-                 n_filters: int = 64, gru_hidden: int = 128, dropout: float = 0.3):
+                 n_filters: int = 64, gru_hidden: int = 128, dropout: float = 0.3,
+                 conv_stride: int = 2, conv_dropout: float | None = None):
         super().__init__()
-        self.cnn = nn.Sequential(*[ConvBlock(1 if i == 0 else n_filters, n_filters, kernel_size, dropout)
-                                   for i in range(n_cnn_layers)])
-        with torch.no_grad():  # frequency bins left after the CNN, for the GRU's input size
-            freq = self.cnn.eval()(torch.zeros(1, 1, n_mfcc, 64)).shape[2]
-        self.cnn.train()
+        if conv_stride not in (1, 2):
+            raise ValueError(f"conv_stride must be 1 or 2; got {conv_stride!r}")
+        conv_dropout = dropout if conv_dropout is None else conv_dropout
+        self.cnn = nn.Sequential(*[ConvBlock(1 if i == 0 else n_filters, n_filters, kernel_size, conv_dropout,
+                                             conv_stride) for i in range(n_cnn_layers)])
+        freq = n_mfcc  # frequency bins left after the CNN, for the GRU's input size
+        for _ in range(n_cnn_layers):
+            freq = int(_block_output_size(freq, kernel_size, conv_stride))
         self.gru = nn.GRU(n_filters * freq, gru_hidden, batch_first=True, bidirectional=True)
         self.out_features = 4 * gru_hidden
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.cnn(x.unsqueeze(1))                  # (B, K, F', T')
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Time steps the biGRU runs over for inputs of ``lengths`` frames."""
+        return sequential_output_lengths(self.cnn, torch.as_tensor(lengths, dtype=torch.int64))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled embedding of ``x`` (B, n_mfcc, T); with ``lengths`` (B,), row i's frames from
+        ``lengths[i]`` on are padding and do not influence its embedding (see :mod:`sierlib.layers`)."""
+        if lengths is None:
+            h = self.cnn(x.unsqueeze(1))                  # (B, K, F', T')
+        else:
+            lengths = check_lengths(lengths, x)
+            h, lengths = masked_sequential(self.cnn, x.unsqueeze(1), lengths)
         b, k, f, t = h.shape
         h = h.permute(0, 3, 1, 2).reshape(b, t, k * f)  # a sequence over time of K*F' features
-        h, _ = self.gru(h)                             # (B, T', 2 * gru_hidden)
-        return stats_pool(h)
+        return recurrent_stats_pool(self.gru, h, lengths)
 
 
-ENCODER_NAMES = ("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")
-# TEMPORARY shim until the encoder registry (layers.py) lands
-from types import SimpleNamespace  # noqa: E402
-ENCODERS = {"2dcnn_bigru": SimpleNamespace(feature_kind="mfcc", title="2D CNN biGRU (MFCC)"),
-            "tdnn_bilstm": SimpleNamespace(feature_kind="mfcc", title="TDNN biLSTM (MFCC)"),
-            "1dcnn_gru": SimpleNamespace(feature_kind="fbank_energy_pitch", title="1D CNN GRU (log-Mel, energy, pitch)")}
+# The encoders by the name a run records (each class's ``name``); each class also carries the
+# feature kind it reads (``feature_kind``, see :mod:`sierlib.features`) and a ``title`` for tables.
+ENCODERS = {cls.name: cls for cls in (Encoder, TDNNBiLSTMEncoder, CNN1DGRUEncoder)}
 
 
 class SIERNet(nn.Module):
@@ -128,40 +198,48 @@ class SIERNet(nn.Module):
         encoders do not use them.
     fc_hidden, dropout : hidden units of both classifiers (grid: 128 or 64) and the dropout rate
         of the whole network.
-    encoder : ``"2dcnn_bigru"`` (the paper's, :class:`Encoder`), ``"tdnn_bilstm"``
-        (:class:`sierlib.encoders.TDNNBiLSTMEncoder`) or ``"1dcnn_gru"``
+    encoder : a name in :data:`ENCODERS`: ``"2dcnn_bigru"`` (the paper's, :class:`Encoder`),
+        ``"tdnn_bilstm"`` (:class:`sierlib.encoders.TDNNBiLSTMEncoder`) or ``"1dcnn_gru"``
         (:class:`sierlib.encoders.CNN1DGRUEncoder`).
     encoder_kwargs : further keyword arguments for the TDNN biLSTM or 1D CNN GRU encoder
         (their sizes; defaults documented there). Not accepted for the 2D CNN biGRU, whose sizes
         are the arguments above.
+    conv_stride, conv_dropout : the 2D CNN biGRU's convolution stride (2, or 1 for the
+        "pool-only" reading) and the dropout inside its convolution blocks (None: ``dropout``).
     """
 
     def __init__(self, n_emotions: int, n_speakers: int | None = None, n_mfcc: int = 20,
                  n_cnn_layers: int = 1, kernel_size: int = 5, n_filters: int = 64,
                  gru_hidden: int = 128, fc_hidden: int = 64, dropout: float = 0.3,
-                 encoder: str = "2dcnn_bigru", encoder_kwargs: dict | None = None):
+                 encoder: str = "2dcnn_bigru", encoder_kwargs: dict | None = None,
+                 conv_stride: int = 2, conv_dropout: float | None = None):
         super().__init__()
-        if encoder not in ENCODER_NAMES:
-            raise ValueError(f"encoder must be one of {', '.join(ENCODER_NAMES)}; got {encoder!r}")
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}; got {encoder!r}")
         if not 1 <= n_cnn_layers <= 4:
             raise ValueError(f"n_cnn_layers must be 1..4; got {n_cnn_layers!r}")
-        if encoder == "2dcnn_bigru":
+        if ENCODERS[encoder] is Encoder:
             if encoder_kwargs:
                 raise ValueError("encoder_kwargs is for the tdnn_bilstm and 1dcnn_gru encoders; the 2D CNN "
                                  "biGRU takes n_cnn_layers, kernel_size, n_filters and gru_hidden")
-            self.encoder = Encoder(n_mfcc, n_cnn_layers, kernel_size, n_filters, gru_hidden, dropout)
+            self.encoder = Encoder(n_mfcc, n_cnn_layers, kernel_size, n_filters, gru_hidden, dropout,
+                                   conv_stride=conv_stride, conv_dropout=conv_dropout)
         else:
-            from .encoders import ENCODER_CLASSES  # imported here: encoders imports stats_pool from this module
-
-            self.encoder = ENCODER_CLASSES[encoder](n_mfcc, dropout, **(encoder_kwargs or {}))
+            if conv_stride != 2 or conv_dropout is not None:  # would be silently ignored
+                raise ValueError(f"conv_stride and conv_dropout are for the 2dcnn_bigru encoder only; got "
+                                 f"conv_stride={conv_stride!r}, conv_dropout={conv_dropout!r} with {encoder!r}")
+            self.encoder = ENCODERS[encoder](n_mfcc, dropout, **(encoder_kwargs or {}))
         self.encoder_name = encoder
         d = self.encoder.out_features
         self.emotion_head = classifier_head(d, fc_hidden, n_emotions, dropout)
         self.speaker_head = classifier_head(d, fc_hidden, n_speakers, dropout) if n_speakers else None
 
-    def forward(self, x: torch.Tensor, lambda_: float = 0.0):
-        """Returns (emotion logits, speaker logits or None, pooled embedding)."""
-        z = self.encoder(x)
+    def forward(self, x: torch.Tensor, lambda_: float = 0.0, lengths: torch.Tensor | None = None):
+        """Returns (emotion logits, speaker logits or None, pooled embedding).
+
+        ``lengths`` (batch,): the valid frames of each row of ``x``; the frames after them are
+        padding and influence nothing. None: every frame counts, padding included."""
+        z = self.encoder(x, lengths)
         emotion = self.emotion_head(z)
         speaker = None
         if self.speaker_head is not None:

@@ -5,8 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sierlib.model import SIERNet, adversarial_weight, gradient_reversal, stats_pool
-from sierlib.train import batches
+from sierlib.batching import batches
+from sierlib.layers import stats_pool
+from sierlib.model import SIERNet, adversarial_weight, gradient_reversal
 
 
 def test_gradient_reversal_is_identity_forward_and_flips_backward():
