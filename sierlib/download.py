@@ -69,18 +69,31 @@ def verify_files(folder: str | os.PathLike, checksums: dict[str, str], progress:
     return problems
 
 
+def unlisted_files(folder: str | os.PathLike, checksums: dict[str, str]) -> list[str]:
+    """Files under ``folder`` (relative paths, sorted) that ``checksums`` does not name.
+
+    An extra recording in a corpus folder (a stray copy, an unknown emotion code) would pass a
+    check of the listed files alone, and then enter, or break, what ``load_metadata`` reads.
+    """
+    folder = Path(folder)
+    present = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(rel for rel in present if rel not in checksums)
+
+
 def ravdess_checksums_for(folder: str | os.PathLike) -> dict[str, str]:
     """The RAVDESS checksums to check ``folder`` against, file by file: a recording present as
-    ``.flac`` is checked against the FLAC list, any other against the original ``.wav`` list, so a
-    copy that mixes both formats (one actor re-encoded, say) verifies too."""
+    ``.flac`` is checked against the FLAC list, as ``.wav`` against the original ``.wav`` list
+    (both when both are present), so a copy that mixes both formats (one actor re-encoded, say)
+    verifies too. A recording present in neither form is expected under its original name."""
     folder = Path(folder)
     flac = read_checksums("ravdess-flac")
     out = {}
     for rel, digest in read_checksums("ravdess").items():
         as_flac = rel[:-len(".wav")] + ".flac"
-        if not (folder / rel).is_file() and as_flac in flac and (folder / as_flac).is_file():
+        has_flac = as_flac in flac and (folder / as_flac).is_file()
+        if has_flac:
             out[as_flac] = flac[as_flac]
-        else:
+        if (folder / rel).is_file() or not has_flac:
             out[rel] = digest  # reported as missing under its original name if neither exists
     return out
 
@@ -88,7 +101,8 @@ def ravdess_checksums_for(folder: str | os.PathLike) -> dict[str, str]:
 def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
     """Verify an unpacked corpus file by file; raises CorpusError naming the bad files.
 
-    RAVDESS is accepted as the original ``.wav`` files or as lossless ``.flac`` copies.
+    Every listed file must be present and match its sha256, and no other file may lie in the
+    corpus folder. RAVDESS is accepted as the original ``.wav`` files or as lossless ``.flac`` copies.
     """
     check_corpus_name(corpus)
     if corpus not in SOURCES:
@@ -98,10 +112,12 @@ def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
         raise CorpusError(f"{PRETTY[corpus]} was not found at {folder}; run `sier download {corpus}`.")
     checksums = read_checksums("emodb") if corpus == "emodb" else ravdess_checksums_for(folder)
     problems = verify_files(folder, checksums, progress, desc=f"verify {corpus}")
+    problems += [f"{rel}: not in the checksum list" for rel in unlisted_files(folder, checksums)]
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise CorpusError(f"{PRETTY[corpus]} at {folder} failed verification: {shown}. "
-                          f"Re-download it with `sier download {corpus} --force`.")
+        raise CorpusError(f"{PRETTY[corpus]} at {folder} failed verification: {shown}. Move files "
+                          f"that are not part of the corpus out of {folder}, or re-download it "
+                          f"with `sier download {corpus} --force`.")
 
 
 def fetch(url: str, dest: str | os.PathLike, progress: bool = True, timeout: float = 60) -> Path:
