@@ -5,8 +5,8 @@ data: ``emodb.sha256`` (every file of Emo-DB's ``download.zip``), ``ravdess.sha2
 RAVDESS ``.wav`` files) and ``ravdess-flac.sha256`` (the lossless FLAC copies some labs keep).
 
 A download goes to ``<data_root>/.downloads/<archive>.part`` and is renamed only when complete; the
-archive is unpacked into a temporary folder beside the target, verified there, and moved into
-place in one rename. An interrupted download, a damaged archive or a bad checksum therefore
+files of the archive that the checksum list names (and nothing else) are unpacked into a temporary
+folder beside the target, verified there, and moved into place in one rename. An interrupted download, a damaged archive or a bad checksum therefore
 leaves no half-unpacked corpus behind.
 """
 from __future__ import annotations
@@ -147,13 +147,19 @@ def _drop_archive(archive: Path) -> None:
     archive.with_name(archive.name + ".url").unlink(missing_ok=True)
 
 
-def _find_base(extracted: Path, first_rel: str) -> Path:
-    """The folder inside an unpacked archive that holds the corpus's files (archives may wrap
-    them in one extra top-level folder)."""
-    for base in [extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())]:
-        if (base / first_rel).is_file():
-            return base
-    raise CorpusError(f"the archive does not contain {first_rel}; is it the right file? It was "
+def _listed_members(zf: zipfile.ZipFile, checksums: dict[str, str]) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members that the checksum list names, keyed by their path in the corpus.
+
+    Archives may wrap the corpus in one top-level folder. Only paths from the shipped list are
+    returned, so nothing else in an archive (``../x``, an absolute path, a file the list does not
+    name) is ever unpacked, and every path written lies inside the corpus folder.
+    """
+    files = {m.filename: m for m in zf.infolist() if not m.is_dir()}
+    first = next(iter(sorted(checksums)))
+    for prefix in ["", *sorted({name.split("/", 1)[0] + "/" for name in files if "/" in name})]:
+        if prefix + first in files:
+            return {rel: files[prefix + rel] for rel in sorted(checksums) if prefix + rel in files}
+    raise CorpusError(f"the archive does not contain {first}; is it the right file? It was "
                       f"removed; check the URL and try again.")
 
 
@@ -197,26 +203,27 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
         source.write_text(url + "\n")
     checksums = read_checksums(corpus)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{corpus}-", dir=root))
-    # Unpack into a folder made with mkdir, not into mkdtemp's own (mode 0700): an archive without
-    # a wrapper folder would otherwise install a corpus folder only its owner can read.
+    # Unpack into a folder made with mkdir, not into mkdtemp's own (mode 0700), which would
+    # install a corpus folder only its owner can read.
     unpacked = tmp / "unpacked"
     try:
         unpacked.mkdir()
         try:
             with zipfile.ZipFile(archive) as zf:
-                members = zf.infolist()
-                for m in tqdm(members, desc=f"unpack {archive.name}", unit="file", disable=not progress):
-                    zf.extract(m, unpacked)
+                members = _listed_members(zf, checksums)
+                for rel, member in tqdm(members.items(), desc=f"unpack {archive.name}", unit="file",
+                                        disable=not progress):
+                    (unpacked / rel).parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(member) as src, open(unpacked / rel, "wb") as out:
+                        shutil.copyfileobj(src, out)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             _drop_archive(archive)  # a damaged archive must be fetched again
             raise CorpusError(f"{archive} is not a complete zip archive ({exc}); it was removed, "
                               f"run `sier download {corpus}` again.") from None
-        try:
-            base = _find_base(unpacked, next(iter(sorted(checksums))))
         except CorpusError:
             _drop_archive(archive)  # the wrong file: kept, it would be reused next time
             raise
-        problems = verify_files(base, checksums, progress, desc=f"verify {corpus}")
+        problems = verify_files(unpacked, checksums, progress, desc=f"verify {corpus}")
         if problems:
             _drop_archive(archive)
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
@@ -229,12 +236,12 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
             old = tmp / "old"
             os.replace(target, old)
             try:
-                os.replace(base, target)
+                os.replace(unpacked, target)
             except BaseException:
                 os.replace(old, target)
                 raise
         else:
-            os.replace(base, target)
+            os.replace(unpacked, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not keep_archive:

@@ -207,6 +207,31 @@ def test_download_archive_with_wrapper_folder(server, root, checksums):
     assert leftovers(root) == []
 
 
+@pytest.mark.parametrize("prefix", ["", "download/"])
+def test_only_listed_members_are_installed(server, root, checksums, tmp_path, prefix):
+    """Extra members -- outside the target, absolute, or simply not in the checksum list -- are
+    never written anywhere; the listed files install as usual."""
+    outside = tmp_path / "outside-evil.txt"
+    files = dict(FILES)
+    files.update({"../evil.txt": b"climbs out", "../../evil2.txt": b"climbs further",
+                  "wav/03a01Xa.wav": FILES["wav/03a01Fa.wav"], "wav/notes.txt": b"stray"})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for rel, data in files.items():
+            zf.writestr(prefix + rel, data)
+        zf.writestr(str(outside), b"absolute path")  # an absolute member name
+    url = server.serve("/download.zip", buf.getvalue())
+    target = download_corpus("emodb", root, url=url, progress=False)
+    assert_installed(target)
+    installed = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert installed == sorted(FILES)
+    assert not outside.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*evil*")) == []
+    assert sorted(p.name for p in root.iterdir()) == [".downloads", "emodb"]
+    assert leftovers(root) == []
+    verify_corpus("emodb", root, progress=False)
+
+
 def test_bad_checksum_installs_nothing(server, root, checksums):
     files = dict(FILES)
     files["wav/03a01Wa.wav"] = FILES["wav/03a01Wa.wav"][:-2] + b"\x00\x01"  # one file altered
