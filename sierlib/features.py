@@ -16,8 +16,8 @@ Pipeline for every recording of a corpus:
    128 mel bands, centred frames).
 
 The result is one array ``(n_utterances, n_mfcc, n_frames)``. It is cached under the cache
-folder (``SIER_CACHE`` or ``cache/`` in the repository), keyed by the corpus, its file list and
-every parameter above; the file is written to a temporary name and renamed, so a crash never
+folder (``SIER_CACHE`` or ``cache/`` in the repository), keyed by the corpus, the content (sha256)
+of every file and every parameter above; the file is written to a temporary name and renamed, so a crash never
 leaves an entry that reads as valid.
 
 A second feature kind, ``kind="fbank_energy_pitch"``, is the input of the 1D CNN GRU encoder of
@@ -59,6 +59,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from .corpora import REPO_ROOT, read_audio
+from .download import sha256_file
 
 FEATURE_VERSION = 1  # bump when the pipeline changes in a way the parameters do not capture
 DEFAULTS = {"sr": 22050, "n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "top_db": 30.0,
@@ -253,8 +254,15 @@ class Features:
 
 
 def cache_key(meta: pd.DataFrame, params: dict) -> str:
+    """Cache file stem: the corpus and a hash of every file's content (its sha256, with its
+    utterance id) and every parameter.
+
+    Keying by content rather than by names and durations means a file replaced under the same
+    name, even with the same length, is never served its old features. Hashing both corpora
+    whole takes a fraction of a second (see the README), so nothing is memoised.
+    """
     corpus = str(meta["corpus"].iloc[0])
-    listing = sorted(zip(meta["utterance"], meta["duration"].round(6)))
+    listing = sorted(zip(meta["utterance"], map(sha256_file, meta["path"])))
     content = {"corpus": corpus, "files": listing, "params": params, "v": FEATURE_VERSION}
     if feature_kind(params) == "fbank_energy_pitch":
         content["pitch"] = PITCH  # only for this kind: MFCC keys stay as they always were

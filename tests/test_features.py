@@ -1,7 +1,11 @@
+import shutil
+
 import numpy as np
 import pytest
+import soundfile as sf
 
 import sierlib.features as features
+from sierlib.corpora import load_metadata
 from sierlib.features import (check_feature_params, extract_features, fit_standardiser, highpass,
                               standardise, trim_silence)
 
@@ -71,6 +75,26 @@ def test_a_crash_while_writing_leaves_no_valid_cache_entry(synthetic_meta, tmp_p
     fresh = extract_features(sub, cache=tmp_path, n_jobs=1, progress=False)
     assert not fresh.from_cache
     assert extract_features(sub, cache=tmp_path, n_jobs=1, progress=False).from_cache
+
+
+def test_a_file_replaced_under_the_same_name_and_length_is_not_served_stale_features(synthetic_root, tmp_path):
+    shutil.copytree(synthetic_root / "synthetic", tmp_path / "data" / "synthetic")
+    meta = load_metadata("synthetic", tmp_path / "data").iloc[:4]
+    cache = tmp_path / "cache"
+    first = extract_features(meta, cache=cache, n_jobs=1, progress=False)
+    assert extract_features(meta, cache=cache, n_jobs=1, progress=False).from_cache
+    # the second recording's samples, cut or padded to the first's length, under the first's name
+    a, b = meta.path.iloc[0], meta.path.iloc[1]
+    ya, sr = sf.read(a, dtype="int16")
+    yb, _ = sf.read(b, dtype="int16")
+    sf.write(a, np.resize(yb, len(ya)), sr, subtype="PCM_16")
+    again = load_metadata("synthetic", tmp_path / "data").iloc[:4]
+    assert again.duration.tolist() == meta.duration.tolist()  # the old key saw no change
+    fresh = extract_features(again, cache=cache, n_jobs=1, progress=False)
+    assert not fresh.from_cache
+    assert not np.allclose(fresh.X[0, :, :5], first.X[0, :, :5])
+    assert np.array_equal(fresh.X[1:], first.X[1:])  # the other files' features are unchanged
+    assert extract_features(again, cache=cache, n_jobs=1, progress=False).from_cache
 
 
 def test_standardiser_uses_only_the_data_it_is_given():
