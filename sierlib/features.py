@@ -58,7 +58,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .corpora import REPO_ROOT, read_audio
+from .corpora import REPO_ROOT, check_speech, read_audio
 from .download import sha256_file
 
 FEATURE_VERSION = 1  # bump when the pipeline changes in a way the parameters do not capture
@@ -142,10 +142,15 @@ def trim_silence(y: np.ndarray, top_db: float = 30.0, frame_length: int = 2048,
 
 def preprocess_file(path: str, corpus: str, sr: int, top_db: float, highpass_hz: float | None,
                     n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """Read, filter and trim one recording (steps 1-3)."""
+    """Read, filter and trim one recording (steps 1-3).
+
+    Raises CorpusError, naming the file, for non-finite samples, digital silence or less than
+    :data:`sierlib.corpora.MIN_SPEECH_S` seconds left after trimming.
+    """
     y = read_audio(path, sr=sr, corpus=corpus)
     y = highpass(y, sr, highpass_hz)
     y, _ = trim_silence(y, top_db, n_fft, hop_length)
+    check_speech(y, sr, path=path, corpus=corpus)
     return y
 
 

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 import sierlib.features as features
-from sierlib.corpora import load_metadata
+from sierlib.corpora import CorpusError, load_metadata
 from sierlib.features import (check_feature_params, extract_features, fit_standardiser, highpass,
                               standardise, trim_silence)
 
@@ -95,6 +95,41 @@ def test_a_file_replaced_under_the_same_name_and_length_is_not_served_stale_feat
     assert not np.allclose(fresh.X[0, :, :5], first.X[0, :, :5])
     assert np.array_equal(fresh.X[1:], first.X[1:])  # the other files' features are unchanged
     assert extract_features(again, cache=cache, n_jobs=1, progress=False).from_cache
+
+
+def _silence(y):
+    return np.zeros_like(y)
+
+
+def _burst(y):
+    """30 ms of a 300 Hz tone in the middle of silence: about 0.15 s of sound once trimmed."""
+    out = np.zeros_like(y)
+    n = int(0.03 * 16000)
+    out[len(y) // 2: len(y) // 2 + n] = 0.5 * np.sin(2 * np.pi * 300 * np.arange(n) / 16000)
+    return out
+
+
+def _nan(y):
+    y = y.copy()
+    y[len(y) // 3] = np.nan
+    return y
+
+
+@pytest.mark.parametrize("damage, match, n_jobs", [(_nan, "non-finite", 1), (_silence, "digitally silent", 1),
+                                                   (_burst, "holds only 0.1. s of sound", 1),
+                                                   (_silence, "digitally silent", 2)])
+def test_audio_that_cannot_carry_emotion_stops_extraction(synthetic_root, tmp_path, damage, match, n_jobs):
+    """A CorpusError naming the file and the fix, in this process or from a worker, and no cache
+    entry; before, a NaN at 22050 Hz was trimmed to nothing and silence became features."""
+    shutil.copytree(synthetic_root / "synthetic", tmp_path / "data" / "synthetic")
+    meta = load_metadata("synthetic", tmp_path / "data").iloc[:6]
+    bad = meta.path.iloc[3]
+    y, sr = sf.read(bad, dtype="float32")
+    sf.write(bad, damage(y), sr, subtype="FLOAT")
+    with pytest.raises(CorpusError, match=match) as err:
+        extract_features(meta, cache=tmp_path / "cache", n_jobs=n_jobs, progress=False)
+    assert f"wav/{meta.utterance.iloc[3]}.wav" in str(err.value) and "sier synthetic" in str(err.value)
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
 
 
 def test_standardiser_uses_only_the_data_it_is_given():
