@@ -46,6 +46,7 @@ exactly as before this second kind existed; only the other kind adds ``"kind"`` 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -275,8 +276,37 @@ def cache_key(meta: pd.DataFrame, params: dict) -> str:
     return f"{corpus}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
+@functools.cache
+def warm_numba_cache() -> None:
+    """Compile, or load, every numba function of librosa's that the pipeline runs, in this process.
+
+    librosa compiles such functions with ``cache=True`` (most as it imports its modules) and
+    writes them to its ``__pycache__`` folders, or to ``NUMBA_CACHE_DIR``. numba numbers a
+    function's cache files as it writes them, so two processes compiling on a cold cache at once
+    can leave an index that points at the other's machine code: after a first ``make run`` with
+    two workers, ``librosa.util.localmin`` (inside ``librosa.yin``) segfaulted on every run in
+    that environment until the files were deleted. Running every step of both feature kinds once
+    on a short tone, here and under a lock shared by all processes on this machine, means one
+    process writes the cache while the others wait, and workers started afterwards only read it.
+    """
+    from filelock import FileLock
+
+    with FileLock(Path(tempfile.gettempdir()) / "sierlib-numba-warmup.lock"):
+        sr = DEFAULTS["sr"]
+        tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(sr // 2) / sr)).astype(np.float32)
+        y = np.pad(tone, sr // 4)  # silence around it, for the trimming to cut
+        y, _ = trim_silence(highpass(y, sr, DEFAULTS["highpass_hz"]))
+        mfcc(y, sr)
+        fbank_energy_pitch(y, sr)
+
+
 def _parallel(n_jobs: int, desc: str, items: list, progress: bool):
-    """Run delayed calls with joblib and one progress bar; n_jobs=1 stays in this process."""
+    """Run delayed calls with joblib and one progress bar; n_jobs=1 stays in this process.
+
+    librosa's numba cache is filled first (:func:`warm_numba_cache`), so that no two processes
+    ever write it at once.
+    """
+    warm_numba_cache()
     if n_jobs == 1:
         return [f(*a, **k) for f, a, k in tqdm(items, desc=desc, disable=not progress)]
     gen = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8)(items)

@@ -1,4 +1,8 @@
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +62,80 @@ def test_parallel_path_matches_the_single_process_loop(synthetic_meta, synthetic
     serial = extract_features(sub, use_cache=False, n_jobs=1, progress=False)
     parallel = extract_features(sub, use_cache=False, n_jobs=2, progress=False)
     assert np.allclose(serial.X, parallel.X, atol=1e-5)
+
+
+# The numba cache race, on a fresh, empty cache (as in a new virtual environment): one process
+# extracts features with two workers, then a new process runs the functions that segfaulted.
+_EXTRACT_WITH_TWO_WORKERS = """
+import pathlib, sys
+from sierlib import features
+from sierlib.corpora import load_metadata
+
+cache = pathlib.Path(sys.argv[2])
+def snapshot():
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in cache.rglob("*") if p.is_file()}
+
+meta = load_metadata("synthetic", sys.argv[1]).iloc[:16]  # two batches of 8: both workers work
+features.warm_numba_cache()
+warmed = snapshot()
+assert any(name.endswith(".nbc") for name in warmed), "the warm-up left no numba cache"
+for kind in ("fbank_energy_pitch", "mfcc"):  # yin (and localmin) first: where it crashed
+    features.extract_features(meta, kind=kind, use_cache=False, n_jobs=2, progress=False)
+changed = sorted(set(snapshot().items()) ^ set(warmed.items()))
+assert not changed, f"the workers wrote to the numba cache: {changed}"
+"""
+_RUN_THE_CACHED_FUNCTIONS = """
+import numpy as np, librosa
+
+x = np.random.default_rng(0).standard_normal((4, 500))
+for dtype in (np.float32, np.float64):
+    got = librosa.util.localmin(x.astype(dtype), axis=-1)[:, 1:-1]
+    inner = x.astype(dtype)
+    want = (inner[:, 1:-1] < inner[:, :-2]) & (inner[:, 1:-1] <= inner[:, 2:])
+    assert np.array_equal(got, want)
+sr = 22050
+tone = np.sin(2 * np.pi * 200 * np.arange(sr) / sr).astype(np.float32)
+f0 = librosa.yin(tone, fmin=60, fmax=400, sr=sr)
+assert abs(np.median(f0) - 200) < 2, np.median(f0)
+noise = np.random.default_rng(1).standard_normal(sr).astype(np.float32)
+assert np.isfinite(librosa.yin(noise, fmin=60, fmax=400, sr=sr)).all()
+"""
+
+
+def test_parallel_extraction_on_a_fresh_numba_cache_leaves_it_sound(synthetic_root, tmp_path):
+    """The workers only read librosa's numba cache (the parent filled it), and a new process then
+    runs localmin and yin from that cache without crashing and with the right results.
+
+    About 50 s of CPU, most of it compiling librosa's numba code from scratch, as a new
+    environment does once."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               PYTHONPATH=os.pathsep.join([str(Path(features.__file__).parent.parent),
+                                           os.environ.get("PYTHONPATH", "")]))
+    (tmp_path / "numba").mkdir()
+    for script, args in [(_EXTRACT_WITH_TWO_WORKERS, [str(synthetic_root), str(tmp_path / "numba")]),
+                         (_RUN_THE_CACHED_FUNCTIONS, [])]:
+        done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+
+
+def test_extraction_warms_the_numba_cache_before_any_worker_starts(synthetic_meta, monkeypatch):
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def no_workers(*args, **kwargs):  # stands in for joblib.Parallel: records, starts nothing
+        calls.append("workers")
+        raise Stop
+
+    monkeypatch.setattr(features, "warm_numba_cache", lambda: calls.append("warm"))
+    monkeypatch.setattr(features, "Parallel", no_workers)
+    with pytest.raises(Stop):
+        extract_features(synthetic_meta.iloc[:2], use_cache=False, n_jobs=2, progress=False)
+    with pytest.raises(Stop):
+        features.silence_margins(synthetic_meta.iloc[:2], n_jobs=2, progress=False)
+    assert calls == ["warm", "workers"] * 2
 
 
 def test_a_crash_while_writing_leaves_no_valid_cache_entry(synthetic_meta, tmp_path, monkeypatch):
