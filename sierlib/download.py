@@ -4,10 +4,11 @@ The lists in ``sierlib/checksums/`` were built from the verified copies in the p
 data: ``emodb.sha256`` (every file of Emo-DB's ``download.zip``), ``ravdess.sha256`` (the original
 RAVDESS ``.wav`` files) and ``ravdess-flac.sha256`` (the lossless FLAC copies some labs keep).
 
-A download goes to ``<data_root>/.downloads/<archive>.part`` and is renamed only when complete; the
-files of the archive that the checksum list names (and nothing else) are unpacked into a temporary
-folder beside the target, verified there, and moved into place in one rename. An interrupted download, a damaged archive or a bad checksum therefore
-leaves no half-unpacked corpus behind.
+A download goes to ``<data_root>/.downloads/<archive>.part`` and is renamed only when complete;
+the files of the archive that the checksum list names (and nothing else) are unpacked into a
+temporary folder beside the target, verified there, and moved into place in one rename. An
+interrupted download, a damaged archive or a bad checksum therefore leaves no half-unpacked
+corpus behind.
 """
 from __future__ import annotations
 

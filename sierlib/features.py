@@ -15,10 +15,14 @@ Pipeline for every recording of a corpus:
 5. **MFCC**: 20 coefficients, n_fft 2048, hop 512, Hann window (librosa defaults otherwise:
    128 mel bands, centred frames).
 
+A recording that cannot carry emotion -- non-finite samples, digital silence, or less than
+:data:`sierlib.corpora.MIN_SPEECH_S` seconds left after step 3 -- stops the extraction with a
+CorpusError that names it.
+
 The result is one array ``(n_utterances, n_mfcc, n_frames)``. It is cached under the cache
-folder (``SIER_CACHE`` or ``cache/`` in the repository), keyed by the corpus, the content (sha256)
-of every file and every parameter above; the file is written to a temporary name and renamed, so a crash never
-leaves an entry that reads as valid.
+folder (``SIER_CACHE`` or ``cache/`` in the repository), keyed by the corpus, the content
+(sha256) of every file and every parameter above; the file is written to a temporary name and
+renamed, so a crash never leaves an entry that reads as valid.
 
 A second feature kind, ``kind="fbank_energy_pitch"``, is the input of the 1D CNN GRU encoder of
 the paper's Table 2 ("LogMFB, energy, pitch", after Li et al. 2020). Steps 1-4 are the same; step
@@ -287,7 +291,8 @@ def warm_numba_cache() -> None:
     two workers, ``librosa.util.localmin`` (inside ``librosa.yin``) segfaulted on every run in
     that environment until the files were deleted. Running every step of both feature kinds once
     on a short tone, here and under a lock shared by all processes on this machine, means one
-    process writes the cache while the others wait, and workers started afterwards only read it.
+    extraction writes the cache while any other waits, and workers started afterwards only read
+    it. (Code that runs librosa otherwise, such as a notebook, is not covered by the lock.)
     """
     from filelock import FileLock
 
@@ -303,8 +308,8 @@ def warm_numba_cache() -> None:
 def _parallel(n_jobs: int, desc: str, items: list, progress: bool):
     """Run delayed calls with joblib and one progress bar; n_jobs=1 stays in this process.
 
-    librosa's numba cache is filled first (:func:`warm_numba_cache`), so that no two processes
-    ever write it at once.
+    librosa's numba cache is filled first (:func:`warm_numba_cache`), in this process, so that
+    no two workers ever write it at once.
     """
     warm_numba_cache()
     if n_jobs == 1:
