@@ -343,7 +343,7 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
     if meta["corpus"].nunique() != 1:
         raise ValueError("extract_features takes one corpus at a time")
     corpus = str(meta["corpus"].iloc[0])
-    path = cache_dir(cache) / f"{cache_key(meta, params)}.npz"
+    path = cache_dir(cache) / f"{cache_key(meta, params)}.npz" if use_cache else None  # hashes every file
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return Features(z["X"], z["utterances"], z["n_samples"], params, from_cache=True)
