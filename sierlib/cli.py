@@ -8,15 +8,17 @@ from .corpora import PRETTY, CorpusError
 
 
 def cmd_summary(args) -> None:
-    """Corpus summary and fold tables (writes results/folds/<corpus>.csv)."""
+    """Corpus summary and fold tables (writes results/folds/<corpus>.csv); reads every recording
+    once to check that it can carry emotion."""
     import pandas as pd
 
-    from .corpora import load_metadata
+    from .corpora import check_recordings, load_metadata
     from .folds import fold_grid, make_folds, write_fold_table
 
     pd.set_option("display.width", 200)
     for corpus in args.corpora or ["emodb", "ravdess"]:
         meta = load_metadata(corpus, args.data_root)
+        check_recordings(meta)
         print(f"\n== {PRETTY[corpus]}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
               f"{meta.duration.sum() / 60:.1f} min ==")
         print(pd.crosstab(meta.emotion, meta.gender, margins=True, margins_name="all").to_string())

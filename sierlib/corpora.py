@@ -2,8 +2,9 @@
 
 Labels come from the file names (see ``../shared/data/README.md`` or the corpora's own
 documentation). Every problem with a corpus on disk -- a missing folder, a missing, empty,
-truncated or unreadable file, an unknown emotion code -- raises :class:`CorpusError` with the
-file's name and what to do about it, never a traceback from inside an audio library.
+truncated or unreadable file, an unknown emotion code, audio that cannot carry emotion (non-finite
+samples, digital silence, under :data:`MIN_SPEECH_S` of sound) -- raises :class:`CorpusError` with
+the file's name and what to do about it, never a traceback from inside an audio library.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from tqdm.auto import tqdm
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,6 +56,11 @@ RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happiness", "04": "sad
 # Expected size of each complete corpus (files, speakers); the synthetic corpus carries its own.
 EXPECTED = {"emodb": (535, 10), "ravdess": (1440, 24)}
 AUDIO_SUFFIXES = (".wav", ".flac")
+# Shortest recording accepted, in seconds of sound once leading and trailing silence are trimmed.
+# A quarter of a second holds about one syllable, the least that can carry emotion; the corpora's
+# shortest recordings keep 1.13 s (Emo-DB) and 1.07 s (RAVDESS) after trimming, so only a broken
+# or wrong file falls below it.
+MIN_SPEECH_S = 0.25
 
 _EMODB_NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[ab]\d\d)(?P<code>[A-Za-z])(?P<version>[a-z])$")
 _RAVDESS_NAME = re.compile(
@@ -178,7 +185,9 @@ def read_audio(path: str | os.PathLike, sr: int | None = 22050, corpus: str = "e
     """Read one file (.wav or .flac) as mono float32 at ``sr`` Hz (None keeps the file's rate).
 
     Stereo files are downmixed by averaging the channels. Raises CorpusError (naming the file)
-    for a missing, empty, truncated or undecodable file.
+    for a missing, empty, truncated or undecodable file, and for non-finite samples (NaN or
+    infinity, which a float WAV can hold): they would otherwise reach the resampler or the
+    features, which fail without naming the file or silently trim the recording to nothing.
     """
     path = Path(path)
     info = check_audio_file(path, corpus)
@@ -190,12 +199,85 @@ def read_audio(path: str | os.PathLike, sr: int | None = 22050, corpus: str = "e
     if len(y) < info.frames:
         raise CorpusError(f"{what} is truncated: {len(y)} of {info.frames} samples could be "
                           f"decoded. {_fix_hint(corpus)}")
+    if not np.isfinite(y).all():
+        raise CorpusError(f"{what} holds non-finite samples (NaN or infinity), so no feature can be "
+                          f"computed from it. {_fix_hint(corpus)}")
     y = y.mean(axis=1) if y.shape[1] > 1 else y[:, 0]
     if sr is not None and sr != file_sr:
         import librosa  # imported lazily: librosa is slow to import and only needed here
 
         y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def sounding_span(y: np.ndarray, top_db: float = 30.0) -> tuple[int, int]:
+    """Samples ``[start, end)`` left once leading and trailing silence are cut.
+
+    The rule of ``librosa.effects.trim`` with the pipeline's frames (2048 samples every 512,
+    centred): frames whose RMS lies more than ``top_db`` dB below the loudest frame's are
+    silence. Written with numpy, so that checking a whole corpus needs neither librosa's import
+    nor its numba compilation, and summed over blocks of one hop (a frame is four blocks), which
+    is five times faster than framing the signal.
+    """
+    hop = 512
+    n_frames = 1 + len(y) // hop
+    # centred frames: half a frame (two blocks) of zeros before the signal, and enough after it
+    padded = np.zeros((n_frames + 3) * hop)
+    padded[2 * hop: 2 * hop + len(y)] = y
+    blocks = (padded ** 2).reshape(-1, hop).sum(axis=1)
+    power = (blocks[:-3] + blocks[1:-2] + blocks[2:-1] + blocks[3:]) / (4 * hop)
+    power = np.maximum(power, 1e-10)  # librosa's floor (amin 1e-5 on the RMS)
+    loud = np.flatnonzero(10 * np.log10(power / power.max()) > -top_db)  # at least the loudest frame
+    return int(loud[0] * hop), min(len(y), int((loud[-1] + 1) * hop))
+
+
+def check_speech(y: np.ndarray, sr: int, *, path: str | os.PathLike, corpus: str = "emodb") -> None:
+    """Raise CorpusError (naming ``path``) when a trimmed recording cannot carry emotion.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        The recording after its leading and trailing silence were trimmed.
+    sr : int
+        Its sample rate.
+    path, corpus
+        The file it came from and its corpus, for the message.
+
+    Digital silence (every sample 0, which trimming keeps whole) and fewer than
+    :data:`MIN_SPEECH_S` seconds of sound are errors.
+    """
+    what = f"{PRETTY.get(corpus, corpus)} file {_relname(Path(path))}"
+    if not np.any(y):
+        raise CorpusError(f"{what} is digitally silent (every sample is 0), so it cannot carry "
+                          f"emotion. {_fix_hint(corpus)}")
+    if len(y) < MIN_SPEECH_S * sr:
+        raise CorpusError(f"{what} holds only {len(y) / sr:.2f} s of sound once its leading and "
+                          f"trailing silence are trimmed; at least {MIN_SPEECH_S} s is needed to "
+                          f"carry emotion. {_fix_hint(corpus)}")
+
+
+def check_recordings(meta: pd.DataFrame, *, top_db: float = 30.0, progress: bool = True) -> None:
+    """Read every recording of ``meta`` once and check that it can carry emotion.
+
+    Each file is read at its own rate; non-finite samples, digital silence and fewer than
+    :data:`MIN_SPEECH_S` seconds of sound after trimming (:func:`sounding_span`) raise
+    CorpusError naming the file. Feature extraction checks the same on the signal it trims, at
+    its own rate and parameters. Decoding dominates the time (see the README).
+
+    Parameters
+    ----------
+    meta : pandas.DataFrame
+        Metadata from :func:`load_metadata` (one or more corpora).
+    top_db : float
+        Silence threshold of the trimming, in dB below the loudest frame.
+    progress : bool
+        Show a progress bar.
+    """
+    rows = list(zip(meta["path"], meta["corpus"], meta["sample_rate"]))
+    for path, corpus, sr in tqdm(rows, desc="check audio", unit="file", disable=not progress):
+        y = read_audio(path, sr=None, corpus=corpus)
+        start, end = sounding_span(y, top_db)
+        check_speech(y[start:end], int(sr), path=path, corpus=corpus)
 
 
 def _parse_emodb(path: Path, corpus: str) -> dict:

@@ -4,10 +4,11 @@ The lists in ``sierlib/checksums/`` were built from the verified copies in the p
 data: ``emodb.sha256`` (every file of Emo-DB's ``download.zip``), ``ravdess.sha256`` (the original
 RAVDESS ``.wav`` files) and ``ravdess-flac.sha256`` (the lossless FLAC copies some labs keep).
 
-A download goes to ``<data_root>/.downloads/<archive>.part`` and is renamed only when complete; the
-archive is unpacked into a temporary folder beside the target, verified there, and moved into
-place in one rename. An interrupted download, a damaged archive or a bad checksum therefore
-leaves no half-unpacked corpus behind.
+A download goes to ``<data_root>/.downloads/<archive>.part`` and is renamed only when complete;
+the files of the archive that the checksum list names (and nothing else) are unpacked into a
+temporary folder beside the target, verified there, and moved into place in one rename. An
+interrupted download, a damaged archive or a bad checksum therefore leaves no half-unpacked
+corpus behind.
 """
 from __future__ import annotations
 
@@ -69,18 +70,31 @@ def verify_files(folder: str | os.PathLike, checksums: dict[str, str], progress:
     return problems
 
 
+def unlisted_files(folder: str | os.PathLike, checksums: dict[str, str]) -> list[str]:
+    """Files under ``folder`` (relative paths, sorted) that ``checksums`` does not name.
+
+    An extra recording in a corpus folder (a stray copy, an unknown emotion code) would pass a
+    check of the listed files alone, and then enter, or break, what ``load_metadata`` reads.
+    """
+    folder = Path(folder)
+    present = (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return sorted(rel for rel in present if rel not in checksums)
+
+
 def ravdess_checksums_for(folder: str | os.PathLike) -> dict[str, str]:
     """The RAVDESS checksums to check ``folder`` against, file by file: a recording present as
-    ``.flac`` is checked against the FLAC list, any other against the original ``.wav`` list, so a
-    copy that mixes both formats (one actor re-encoded, say) verifies too."""
+    ``.flac`` is checked against the FLAC list, as ``.wav`` against the original ``.wav`` list
+    (both when both are present), so a copy that mixes both formats (one actor re-encoded, say)
+    verifies too. A recording present in neither form is expected under its original name."""
     folder = Path(folder)
     flac = read_checksums("ravdess-flac")
     out = {}
     for rel, digest in read_checksums("ravdess").items():
         as_flac = rel[:-len(".wav")] + ".flac"
-        if not (folder / rel).is_file() and as_flac in flac and (folder / as_flac).is_file():
+        has_flac = as_flac in flac and (folder / as_flac).is_file()
+        if has_flac:
             out[as_flac] = flac[as_flac]
-        else:
+        if (folder / rel).is_file() or not has_flac:
             out[rel] = digest  # reported as missing under its original name if neither exists
     return out
 
@@ -88,7 +102,8 @@ def ravdess_checksums_for(folder: str | os.PathLike) -> dict[str, str]:
 def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
     """Verify an unpacked corpus file by file; raises CorpusError naming the bad files.
 
-    RAVDESS is accepted as the original ``.wav`` files or as lossless ``.flac`` copies.
+    Every listed file must be present and match its sha256, and no other file may lie in the
+    corpus folder. RAVDESS is accepted as the original ``.wav`` files or as lossless ``.flac`` copies.
     """
     check_corpus_name(corpus)
     if corpus not in SOURCES:
@@ -98,10 +113,12 @@ def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
         raise CorpusError(f"{PRETTY[corpus]} was not found at {folder}; run `sier download {corpus}`.")
     checksums = read_checksums("emodb") if corpus == "emodb" else ravdess_checksums_for(folder)
     problems = verify_files(folder, checksums, progress, desc=f"verify {corpus}")
+    problems += [f"{rel}: not in the checksum list" for rel in unlisted_files(folder, checksums)]
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise CorpusError(f"{PRETTY[corpus]} at {folder} failed verification: {shown}. "
-                          f"Re-download it with `sier download {corpus} --force`.")
+        raise CorpusError(f"{PRETTY[corpus]} at {folder} failed verification: {shown}. Move files "
+                          f"that are not part of the corpus out of {folder}, or re-download it "
+                          f"with `sier download {corpus} --force`.")
 
 
 def fetch(url: str, dest: str | os.PathLike, progress: bool = True, timeout: float = 60) -> Path:
@@ -131,13 +148,19 @@ def _drop_archive(archive: Path) -> None:
     archive.with_name(archive.name + ".url").unlink(missing_ok=True)
 
 
-def _find_base(extracted: Path, first_rel: str) -> Path:
-    """The folder inside an unpacked archive that holds the corpus's files (archives may wrap
-    them in one extra top-level folder)."""
-    for base in [extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())]:
-        if (base / first_rel).is_file():
-            return base
-    raise CorpusError(f"the archive does not contain {first_rel}; is it the right file? It was "
+def _listed_members(zf: zipfile.ZipFile, checksums: dict[str, str]) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members that the checksum list names, keyed by their path in the corpus.
+
+    Archives may wrap the corpus in one top-level folder. Only paths from the shipped list are
+    returned, so nothing else in an archive (``../x``, an absolute path, a file the list does not
+    name) is ever unpacked, and every path written lies inside the corpus folder.
+    """
+    files = {m.filename: m for m in zf.infolist() if not m.is_dir()}
+    first = next(iter(sorted(checksums)))
+    for prefix in ["", *sorted({name.split("/", 1)[0] + "/" for name in files if "/" in name})]:
+        if prefix + first in files:
+            return {rel: files[prefix + rel] for rel in sorted(checksums) if prefix + rel in files}
+    raise CorpusError(f"the archive does not contain {first}; is it the right file? It was "
                       f"removed; check the URL and try again.")
 
 
@@ -181,26 +204,27 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
         source.write_text(url + "\n")
     checksums = read_checksums(corpus)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{corpus}-", dir=root))
-    # Unpack into a folder made with mkdir, not into mkdtemp's own (mode 0700): an archive without
-    # a wrapper folder would otherwise install a corpus folder only its owner can read.
+    # Unpack into a folder made with mkdir, not into mkdtemp's own (mode 0700), which would
+    # install a corpus folder only its owner can read.
     unpacked = tmp / "unpacked"
     try:
         unpacked.mkdir()
         try:
             with zipfile.ZipFile(archive) as zf:
-                members = zf.infolist()
-                for m in tqdm(members, desc=f"unpack {archive.name}", unit="file", disable=not progress):
-                    zf.extract(m, unpacked)
+                members = _listed_members(zf, checksums)
+                for rel, member in tqdm(members.items(), desc=f"unpack {archive.name}", unit="file",
+                                        disable=not progress):
+                    (unpacked / rel).parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(member) as src, open(unpacked / rel, "wb") as out:
+                        shutil.copyfileobj(src, out)
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             _drop_archive(archive)  # a damaged archive must be fetched again
             raise CorpusError(f"{archive} is not a complete zip archive ({exc}); it was removed, "
                               f"run `sier download {corpus}` again.") from None
-        try:
-            base = _find_base(unpacked, next(iter(sorted(checksums))))
         except CorpusError:
             _drop_archive(archive)  # the wrong file: kept, it would be reused next time
             raise
-        problems = verify_files(base, checksums, progress, desc=f"verify {corpus}")
+        problems = verify_files(unpacked, checksums, progress, desc=f"verify {corpus}")
         if problems:
             _drop_archive(archive)
             shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
@@ -213,12 +237,12 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
             old = tmp / "old"
             os.replace(target, old)
             try:
-                os.replace(base, target)
+                os.replace(unpacked, target)
             except BaseException:
                 os.replace(old, target)
                 raise
         else:
-            os.replace(base, target)
+            os.replace(unpacked, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not keep_archive:

@@ -15,10 +15,14 @@ Pipeline for every recording of a corpus:
 5. **MFCC**: 20 coefficients, n_fft 2048, hop 512, Hann window (librosa defaults otherwise:
    128 mel bands, centred frames).
 
+A recording that cannot carry emotion -- non-finite samples, digital silence, or less than
+:data:`sierlib.corpora.MIN_SPEECH_S` seconds left after step 3 -- stops the extraction with a
+CorpusError that names it.
+
 The result is one array ``(n_utterances, n_mfcc, n_frames)``. It is cached under the cache
-folder (``SIER_CACHE`` or ``cache/`` in the repository), keyed by the corpus, its file list and
-every parameter above; the file is written to a temporary name and renamed, so a crash never
-leaves an entry that reads as valid.
+folder (``SIER_CACHE`` or ``cache/`` in the repository), keyed by the corpus, the content
+(sha256) of every file and every parameter above; the file is written to a temporary name and
+renamed, so a crash never leaves an entry that reads as valid.
 
 A second feature kind, ``kind="fbank_energy_pitch"``, is the input of the 1D CNN GRU encoder of
 the paper's Table 2 ("LogMFB, energy, pitch", after Li et al. 2020). Steps 1-4 are the same; step
@@ -46,6 +50,7 @@ exactly as before this second kind existed; only the other kind adds ``"kind"`` 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -58,7 +63,8 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .corpora import REPO_ROOT, read_audio
+from .corpora import REPO_ROOT, check_speech, read_audio
+from .download import sha256_file
 
 FEATURE_VERSION = 1  # bump when the pipeline changes in a way the parameters do not capture
 DEFAULTS = {"sr": 22050, "n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "top_db": 30.0,
@@ -141,10 +147,15 @@ def trim_silence(y: np.ndarray, top_db: float = 30.0, frame_length: int = 2048,
 
 def preprocess_file(path: str, corpus: str, sr: int, top_db: float, highpass_hz: float | None,
                     n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """Read, filter and trim one recording (steps 1-3)."""
+    """Read, filter and trim one recording (steps 1-3).
+
+    Raises CorpusError, naming the file, for non-finite samples, digital silence or less than
+    :data:`sierlib.corpora.MIN_SPEECH_S` seconds left after trimming.
+    """
     y = read_audio(path, sr=sr, corpus=corpus)
     y = highpass(y, sr, highpass_hz)
     y, _ = trim_silence(y, top_db, n_fft, hop_length)
+    check_speech(y, sr, path=path, corpus=corpus)
     return y
 
 
@@ -261,8 +272,15 @@ class Features:
 
 
 def cache_key(meta: pd.DataFrame, params: dict) -> str:
+    """Cache file stem: the corpus and a hash of every file's content (its sha256, with its
+    utterance id) and every parameter.
+
+    Keying by content rather than by names and durations means a file replaced under the same
+    name, even with the same length, is never served its old features. Hashing both corpora
+    whole takes a fraction of a second (see the README), so nothing is memoised.
+    """
     corpus = str(meta["corpus"].iloc[0])
-    listing = sorted(zip(meta["utterance"], meta["duration"].round(6)))
+    listing = sorted(zip(meta["utterance"], map(sha256_file, meta["path"])))
     content = {"corpus": corpus, "files": listing, "params": params, "v": FEATURE_VERSION}
     if feature_kind(params) == "fbank_energy_pitch":
         content["pitch"] = PITCH  # only for this kind: MFCC keys stay as they always were
@@ -270,8 +288,38 @@ def cache_key(meta: pd.DataFrame, params: dict) -> str:
     return f"{corpus}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
+@functools.cache
+def warm_numba_cache() -> None:
+    """Compile, or load, every numba function of librosa's that the pipeline runs, in this process.
+
+    librosa compiles such functions with ``cache=True`` (most as it imports its modules) and
+    writes them to its ``__pycache__`` folders, or to ``NUMBA_CACHE_DIR``. numba numbers a
+    function's cache files as it writes them, so two processes compiling on a cold cache at once
+    can leave an index that points at the other's machine code: after a first ``make run`` with
+    two workers, ``librosa.util.localmin`` (inside ``librosa.yin``) segfaulted on every run in
+    that environment until the files were deleted. Running every step of both feature kinds once
+    on a short tone, here and under a lock shared by all processes on this machine, means one
+    extraction writes the cache while any other waits, and workers started afterwards only read
+    it. (Code that runs librosa otherwise, such as a notebook, is not covered by the lock.)
+    """
+    from filelock import FileLock
+
+    with FileLock(Path(tempfile.gettempdir()) / "sierlib-numba-warmup.lock"):
+        sr = DEFAULTS["sr"]
+        tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(sr // 2) / sr)).astype(np.float32)
+        y = np.pad(tone, sr // 4)  # silence around it, for the trimming to cut
+        y, _ = trim_silence(highpass(y, sr, DEFAULTS["highpass_hz"]))
+        mfcc(y, sr)
+        fbank_energy_pitch(y, sr)
+
+
 def _parallel(n_jobs: int, desc: str, items: list, progress: bool):
-    """Run delayed calls with joblib and one progress bar; n_jobs=1 stays in this process."""
+    """Run delayed calls with joblib and one progress bar; n_jobs=1 stays in this process.
+
+    librosa's numba cache is filled first (:func:`warm_numba_cache`), in this process, so that
+    no two workers ever write it at once.
+    """
+    warm_numba_cache()
     if n_jobs == 1:
         return [f(*a, **k) for f, a, k in tqdm(items, desc=desc, disable=not progress)]
     gen = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8)(items)
@@ -303,7 +351,7 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
     if meta["corpus"].nunique() != 1:
         raise ValueError("extract_features takes one corpus at a time")
     corpus = str(meta["corpus"].iloc[0])
-    path = cache_dir(cache) / f"{cache_key(meta, params)}.npz"
+    path = cache_dir(cache) / f"{cache_key(meta, params)}.npz" if use_cache else None  # hashes every file
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return Features(z["X"], z["utterances"], z["n_samples"], params, from_cache=True)

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sierlib.corpora import CorpusError, check_audio_file, load_metadata, read_audio
+import sierlib.cli
+from sierlib.corpora import (MIN_SPEECH_S, CorpusError, check_audio_file, check_recordings, load_metadata,
+                             read_audio, sounding_span)
 
 EMODB_COUNTS = {"anger": 127, "boredom": 81, "disgust": 46, "fear": 69, "happiness": 71,
                 "sadness": 62, "neutral": 79}
@@ -358,6 +360,107 @@ def test_truncated_flac_synthetic(synthetic_copy, tmp_path):
     with pytest.raises(CorpusError, match="truncated") as err:
         check_audio_file(flac, corpus="synthetic")
     assert_names(err, "flac/21a01Wa.flac", fix="sier synthetic")
+
+
+# --------------------------------------------------------------------------- audio that cannot carry emotion
+
+def _rewrite(path: Path, y: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
+    path.unlink()
+    sf.write(str(path), y, sr, subtype=subtype)
+
+
+def _assert_summary_fails(root: Path, name: str, capsys) -> None:
+    """`sier summary` exits 2 naming the file, before writing any fold table."""
+    assert sierlib.cli.main(["summary", "synthetic", "--data-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "sier synthetic" in err, err
+    assert not (Path(sierlib.cli.__file__).parent.parent / "results" / "folds" / "synthetic.csv").exists()
+
+
+def test_synthetic_recordings_pass_the_audio_check(synthetic_meta):
+    check_recordings(synthetic_meta, progress=False)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_named(synthetic_copy, bad, capsys):
+    """A 32-bit float WAV with one NaN or infinite sample: a CorpusError naming the file, whether
+    the file is resampled (librosa raised a bare ParameterError) or read at its own rate."""
+    f = _first_synthetic(synthetic_copy)
+    y, sr = sf.read(str(f), dtype="float32")
+    y[len(y) // 2] = bad
+    _rewrite(f, y, sr, subtype="FLOAT")
+    meta = load_metadata("synthetic", synthetic_copy)  # the header is sound
+    for rate in (None, 16000, 22050):
+        with pytest.raises(CorpusError, match="non-finite") as err:
+            read_audio(f, sr=rate, corpus="synthetic")
+        assert_names(err, f"wav/{f.name}", fix="sier synthetic")
+    with pytest.raises(CorpusError, match="non-finite") as err:
+        check_recordings(meta, progress=False)
+    assert_names(err, f"wav/{f.name}", fix="sier synthetic")
+    _assert_summary_fails(synthetic_copy, f"wav/{f.name}", capsys)
+
+
+def test_digital_silence_is_named(synthetic_copy, capsys):
+    f = _first_synthetic(synthetic_copy)
+    y, sr = sf.read(str(f), dtype="float32")
+    _rewrite(f, np.zeros_like(y), sr)
+    meta = load_metadata("synthetic", synthetic_copy)
+    with pytest.raises(CorpusError, match="digitally silent") as err:
+        check_recordings(meta, progress=False)
+    assert_names(err, f"wav/{f.name}", fix="sier synthetic")
+    _assert_summary_fails(synthetic_copy, f"wav/{f.name}", capsys)
+
+
+def short_burst(sr: int = 16000, burst_s: float = 0.03) -> np.ndarray:
+    """One second of digital silence around a 300 Hz burst: about 0.2 s of sound once trimmed."""
+    y = np.zeros(sr, dtype=np.float32)
+    n = int(burst_s * sr)
+    y[sr // 2: sr // 2 + n] = 0.5 * np.sin(2 * np.pi * 300 * np.arange(n) / sr)
+    return y
+
+
+def test_too_little_sound_is_named(synthetic_copy, capsys):
+    f = _first_synthetic(synthetic_copy)
+    _rewrite(f, short_burst(), 16000)
+    meta = load_metadata("synthetic", synthetic_copy)
+    assert meta.duration.min() >= 1.0  # long enough as a file; short as speech
+    with pytest.raises(CorpusError, match=f"holds only 0.1. s of sound.*at least {MIN_SPEECH_S} s") as err:
+        check_recordings(meta, progress=False)
+    assert_names(err, f"wav/{f.name}", fix="sier synthetic")
+    _assert_summary_fails(synthetic_copy, f"wav/{f.name}", capsys)
+
+
+def test_sounding_span_follows_librosa_trim(synthetic_meta):
+    import librosa
+
+    rng = np.random.default_rng(0)
+    signals = [read_audio(p, sr=None, corpus="synthetic") for p in synthetic_meta.path[:5]]
+    signals += [short_burst(), np.zeros(1000, np.float32), rng.uniform(-1, 1, 511).astype(np.float32),
+                np.r_[np.zeros(3000), rng.normal(0, 0.1, 7777), np.zeros(100)].astype(np.float32)]
+    for y in signals:
+        _, (start, end) = librosa.effects.trim(y, top_db=30, frame_length=2048, hop_length=512)
+        assert sounding_span(y, top_db=30) == (start, end)
+
+
+@pytest.mark.real
+def test_real_recordings_pass_the_audio_check(emodb_meta, ravdess_meta):
+    """Every real recording keeps well over MIN_SPEECH_S of sound (the check's false alarms)."""
+    check_recordings(emodb_meta, progress=False)
+    check_recordings(ravdess_meta, progress=False)
+
+
+@pytest.mark.real
+def test_real_emodb_with_a_nan_float_wav(real_data, tmp_path):
+    """The first Emo-DB file re-saved as 32-bit float with a NaN: named by the audio check."""
+    root = emodb_tree(real_data, tmp_path)
+    f = root / "emodb" / TARGET
+    y, sr = sf.read(str(f), dtype="float32")
+    y[1000] = np.nan
+    _rewrite(f, y, sr, subtype="FLOAT")
+    meta = load_metadata("emodb", root)
+    with pytest.raises(CorpusError, match="non-finite") as err:
+        check_recordings(meta, progress=False)
+    assert_names(err, TARGET)
 
 
 def test_wrong_corpus_name(tmp_path):

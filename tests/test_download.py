@@ -207,6 +207,31 @@ def test_download_archive_with_wrapper_folder(server, root, checksums):
     assert leftovers(root) == []
 
 
+@pytest.mark.parametrize("prefix", ["", "download/"])
+def test_only_listed_members_are_installed(server, root, checksums, tmp_path, prefix):
+    """Extra members -- outside the target, absolute, or simply not in the checksum list -- are
+    never written anywhere; the listed files install as usual."""
+    outside = tmp_path / "outside-evil.txt"
+    files = dict(FILES)
+    files.update({"../evil.txt": b"climbs out", "../../evil2.txt": b"climbs further",
+                  "wav/03a01Xa.wav": FILES["wav/03a01Fa.wav"], "wav/notes.txt": b"stray"})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for rel, data in files.items():
+            zf.writestr(prefix + rel, data)
+        zf.writestr(str(outside), b"absolute path")  # an absolute member name
+    url = server.serve("/download.zip", buf.getvalue())
+    target = download_corpus("emodb", root, url=url, progress=False)
+    assert_installed(target)
+    installed = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
+    assert installed == sorted(FILES)
+    assert not outside.exists()
+    assert sorted(p.name for p in tmp_path.rglob("*evil*")) == []
+    assert sorted(p.name for p in root.iterdir()) == [".downloads", "emodb"]
+    assert leftovers(root) == []
+    verify_corpus("emodb", root, progress=False)
+
+
 def test_bad_checksum_installs_nothing(server, root, checksums):
     files = dict(FILES)
     files["wav/03a01Wa.wav"] = FILES["wav/03a01Wa.wav"][:-2] + b"\x00\x01"  # one file altered
@@ -383,6 +408,42 @@ def test_verify_corpus_errors(tmp_path, checksums):
         verify_corpus("emodb", tmp_path, progress=False)
 
 
+def test_verify_reports_files_not_in_the_list(tmp_path, checksums, capsys):
+    folder = tmp_path / "emodb"
+    for rel, data in FILES.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    (folder / "wav" / "03a01Xa.wav").write_bytes(FILES["wav/03a01Fa.wav"])  # unknown emotion code
+    (folder / "notes").mkdir()
+    (folder / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(CorpusError) as err:
+        verify_corpus("emodb", tmp_path, progress=False)
+    msg = str(err.value)
+    assert "wav/03a01Xa.wav: not in the checksum list" in msg
+    assert "notes/todo.txt: not in the checksum list" in msg
+    assert "03a01Fa" not in msg  # the listed files are all fine
+    assert "--force" in msg and "out of" in msg
+    assert sierlib.cli.main(["verify", "emodb", "--data-root", str(tmp_path)]) == 2
+    assert "wav/03a01Xa.wav" in capsys.readouterr().err
+    (folder / "wav" / "03a01Xa.wav").unlink()
+    (folder / "notes" / "todo.txt").unlink()
+    assert sierlib.cli.main(["verify", "emodb", "--data-root", str(tmp_path)]) == 0
+
+
+@pytest.mark.real
+def test_verify_real_emodb_with_an_extra_file(real_data, tmp_path):
+    """A complete, byte-identical Emo-DB plus one stray recording fails verification."""
+    src = real_data / "emodb"
+    for f in src.rglob("*"):
+        if f.is_file():
+            (tmp_path / "emodb" / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "emodb" / f.relative_to(src)).symlink_to(f)
+    verify_corpus("emodb", tmp_path, progress=False)
+    (tmp_path / "emodb" / "wav" / "03a01Xa.wav").symlink_to(src / "wav" / "03a01Fa.wav")
+    with pytest.raises(CorpusError, match=re.escape("wav/03a01Xa.wav: not in the checksum list")):
+        verify_corpus("emodb", tmp_path, progress=False)
+
+
 @pytest.mark.real
 def test_verify_real_emodb(real_data):
     verify_corpus("emodb", real_data, progress=False)
@@ -422,6 +483,18 @@ def test_verify_ravdess_mixing_wav_and_flac(tmp_path, monkeypatch):
         verify_corpus("ravdess", tmp_path, progress=False)
     (folder / "Actor_02/03-01-01-01-01-01-02.flac").unlink()
     with pytest.raises(CorpusError, match=re.escape("Actor_02/03-01-01-01-01-01-02.wav: missing")):
+        verify_corpus("ravdess", tmp_path, progress=False)
+    # both forms of one recording: each is checked against its own list, neither is "extra"
+    (folder / "Actor_02/03-01-01-01-01-01-02.wav").write_bytes(b"wav two")
+    (folder / "Actor_02/03-01-01-01-01-01-02.flac").write_bytes(b"flac two")
+    verify_corpus("ravdess", tmp_path, progress=False)
+    (folder / "Actor_02/03-01-01-01-01-01-02.flac").write_bytes(b"damaged")
+    with pytest.raises(CorpusError, match=re.escape("Actor_02/03-01-01-01-01-01-02.flac: sha256 mismatch")):
+        verify_corpus("ravdess", tmp_path, progress=False)
+    (folder / "Actor_02/03-01-01-01-01-01-02.flac").unlink()
+    (folder / "Actor_02/03-01-01-01-01-01-02.mp3").write_bytes(b"lossy")
+    stray = "Actor_02/03-01-01-01-01-01-02.mp3: not in the checksum list"
+    with pytest.raises(CorpusError, match=re.escape(stray)):
         verify_corpus("ravdess", tmp_path, progress=False)
 
 
