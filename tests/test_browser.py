@@ -292,6 +292,7 @@ def test_the_widget_browser_redraws_in_jupyterlab(real_data, tmp_path):
         except BaseException:
             with contextlib.suppress(Exception):
                 page.screenshot(tmp_path / "failure.png")
+            print(f"screenshot (failure.png), jupyterlab.log and chromium.log are in {tmp_path}")
             raise
         t_end = time.monotonic()
     print(f"\nbrowser test: JupyterLab and the notebook open {t_open - t0:.1f} s, run {t_run - t_open:.1f} s, "
