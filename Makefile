@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test test-fast test-unit test-notebooks summary tables benchmark clean-cache
+.PHONY: setup browser-deps run test test-fast test-unit test-notebooks summary tables benchmark clean-cache
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,22 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Headless Chromium for tests/test_browser.py (skipped without it, but required when CI=true).
+# Installs Debian's chromium package (about 40 s) unless $SIER_CHROMIUM or chromium is there;
+# needs root and apt-get.
+browser-deps:
+	@if [ -n "$${SIER_CHROMIUM:-}" ] && [ -x "$$SIER_CHROMIUM" ]; then \
+	  echo "browser-deps: using SIER_CHROMIUM=$$SIER_CHROMIUM"; \
+	elif command -v chromium >/dev/null 2>&1; then \
+	  echo "browser-deps: $$(command -v chromium) is installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	else \
+	  echo "browser-deps: no chromium on PATH and not root with apt-get: install Chromium yourself" \
+	       "(e.g. sudo apt-get install chromium) or point SIER_CHROMIUM at it" >&2; \
+	  exit 1; \
+	fi
 
 # The main job: the paper's headline experiment on Emo-DB (Table 1 best setting vs without AL).
 run: setup
