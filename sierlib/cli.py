@@ -11,13 +11,13 @@ def cmd_summary(args) -> None:
     """Corpus summary and fold tables (writes results/folds/<corpus>.csv)."""
     import pandas as pd
 
-    from .corpora import load_metadata
+    from .corpora import corpus_info, load_metadata
     from .folds import fold_grid, make_folds, write_fold_table
 
     pd.set_option("display.width", 200)
     for corpus in args.corpora or ["emodb", "ravdess"]:
         meta = load_metadata(corpus, args.data_root)
-        print(f"\n== {PRETTY[corpus]}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
+        print(f"\n== {corpus_info(corpus).title}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
               f"{meta.duration.sum() / 60:.1f} min ==")
         print(pd.crosstab(meta.emotion, meta.gender, margins=True, margins_name="all").to_string())
         folds = make_folds(meta)
@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sier", description=__doc__, parents=[common])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser(parents=[common], name="summary", help=cmd_summary.__doc__)
-    p.add_argument("corpora", nargs="*", help="emodb, ravdess or synthetic (default: emodb ravdess)")
+    p.add_argument("corpora", nargs="*",
+                   help="emodb, ravdess, synthetic or the path of a manifest .csv (default: emodb ravdess)")
     p.set_defaults(func=cmd_summary)
     p = sub.add_parser(parents=[common], name="download", help="download a corpus from its official source and verify it")
     p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
