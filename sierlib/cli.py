@@ -79,6 +79,10 @@ def main(argv=None) -> int:
         from .sweep import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["predict"]:  # so has predict: sier predict --help
+        from .predict import main as predict_main
+
+        return predict_main(argv[1:])
     # --data-root is accepted before or after the command (sier --data-root D download emodb,
     # sier download emodb --data-root D)
     common = argparse.ArgumentParser(add_help=False)
@@ -101,6 +105,8 @@ def main(argv=None) -> int:
     p = sub.add_parser(parents=[common], name="synthetic", help="generate the synthetic test corpus under the data root")
     p.set_defaults(func=cmd_synthetic)
     sub.add_parser(name="sweep", help="run 04_train over folds x gamma x depth (see `sier sweep --help`)")
+    sub.add_parser(name="predict", help="the emotion of recordings, by a network saved with save_model "
+                                        "(see `sier predict --help`)")
     p = sub.add_parser(parents=[common], name="reproduce", help="the paper's headline experiment (Table 1 best setting vs without AL)")
     p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
     p.add_argument("--epochs", type=int, default=None, help="override the training epochs")

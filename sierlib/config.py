@@ -233,6 +233,8 @@ class RunOptions:
                                  "None: results/local/runs (your own runs, git-ignored)")
     reuse_record: bool = _param(False, (lambda v: isinstance(v, bool), "True or False"),
                                 "show a finished record of this run instead of training again")
+    save_model: bool = _param(False, (lambda v: isinstance(v, bool), "True or False"),
+                              "also save the selected network, ready for `sier predict`, beside the record")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

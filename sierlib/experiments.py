@@ -18,7 +18,8 @@ from .config import RunConfig, RunOptions
 from .corpora import PRETTY, REPO_ROOT, corpus_info, corpus_name, is_manifest, load_metadata
 from .features import Features, extract_features
 from .folds import fold_data, make_folds, write_fold_table
-from .records import FORMAT, REFERENCE_RUNS, git_commit, library_versions, read_record, record_path, write_record
+from .records import (FORMAT, REFERENCE_RUNS, git_commit, library_versions, model_path, read_record, record_path,
+                      write_record)
 from .train import build_model, emotion_metrics, fit, predict, resolve_device, seed_everything, speaker_accuracy
 
 CHECKPOINTS = REPO_ROOT / "cache" / "checkpoints"  # git-ignored; the probe reads them
@@ -44,8 +45,9 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
 
     ``meta``/``feats`` may be passed to reuse a loaded corpus across runs (``feats`` must be of
     the config's feature parameters). With ``save`` the record is written atomically to
-    ``options.out_dir`` (default ``results/local/runs``); with ``checkpoint_dir`` the selected
-    weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
+    ``options.out_dir`` (default ``results/local/runs``); with ``options.save_model`` the
+    selected network goes beside it, ready for ``sier predict`` (:func:`sierlib.predict.save_network`);
+    with ``checkpoint_dir`` the selected weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
     A manifest corpus's fold table is written to ``results/folds/<stem>.csv``.
     """
     dev = resolve_device(options.device)
@@ -107,6 +109,11 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         torch.save({"name": config.name, "config": config.to_dict(), "state_dict": result["best_state"]}, tmp)
         os.replace(tmp, ckpt)
         record["checkpoint"] = str(ckpt)
+    if options.save_model:
+        from .predict import save_network
+
+        record["model"] = str(save_network(model_path(config, options.out_dir), config=config,
+                                           state_dict=result["best_state"], data=data, feats=feats, record=record))
     if save:
         record["path"] = str(write_record(record, options.out_dir))
     return (record, model) if return_model else record

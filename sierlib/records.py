@@ -10,6 +10,8 @@ short name, :func:`sierlib.corpora.corpus_name`; a manifest's stem)::
     features      the feature parameters it read; encoder_sizes (earlier encoders only)
     speakers, n_utterances, emotions, synthetic
     manifest      (manifest corpora only) {"path", "sha256"} of the CSV the run read
+    model         (runs with RunOptions.save_model only) the saved network, <name>.pt beside
+                  the record (see sierlib.predict)
     test_accuracy, test_uar, test_macro_f1, test_confusion, val_accuracy, best_epoch,
     train_speaker_accuracy_final, train_speaker_accuracy_best, curves (one row per epoch)
     wall_time_s, device, torch_threads, versions, git_commit, finished_at
@@ -82,6 +84,11 @@ def runs_dir(out_dir: str | os.PathLike | None = None) -> Path:
 def record_path(config, out_dir: str | os.PathLike | None = None) -> Path:
     """Where the record of a :class:`~sierlib.config.RunConfig` lives under ``out_dir``."""
     return runs_dir(out_dir) / corpus_name(config.corpus) / f"{config.name}.json"
+
+
+def model_path(config, out_dir: str | os.PathLike | None = None) -> Path:
+    """Where the saved network of a run lives (``RunOptions.save_model``): beside its record."""
+    return record_path(config, out_dir).with_suffix(".pt")
 
 
 def read_record(path: str | os.PathLike) -> dict | None:
