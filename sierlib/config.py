@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,11 +48,17 @@ def _param(default, rule_and_accepts, doc: str):
     return field(default=default, metadata={"rule": rule, "accepts": accepts, "doc": doc})
 
 
+def _is_manifest(v) -> bool:
+    from .corpora import is_manifest
+
+    return is_manifest(v)
+
+
 def _corpus_rule(v) -> bool:
     """A built-in corpus's name, or the path of a manifest CSV that exists (see sierlib.manifest)."""
-    from .corpora import CORPORA, is_manifest
+    from .corpora import CORPORA
 
-    if is_manifest(v):
+    if _is_manifest(v):
         return Path(v).expanduser().is_file()
     return isinstance(v, str) and v in CORPORA
 
@@ -105,7 +110,7 @@ class RunConfig:
                 accepts = f.metadata["accepts"]
                 if f.name == "encoder":
                     accepts = "one of " + ", ".join(map(repr, _encoder_names()))
-                if f.name == "corpus" and isinstance(value, (str, os.PathLike)) and str(value).lower().endswith(".csv"):
+                if f.name == "corpus" and _is_manifest(value):
                     raise ValueError(f"corpus: the manifest {str(value)!r} does not exist (looked for "
                                      f"{Path(value).expanduser().resolve()}; a relative path is taken from the "
                                      f"current folder). Give the path of an existing manifest CSV.")
@@ -114,9 +119,9 @@ class RunConfig:
                 object.__setattr__(self, f.name, float(value))  # 1 and 1.0 are one setting, one name
             elif _is_int(value):
                 object.__setattr__(self, f.name, int(value))
-        from .corpora import corpus_info, is_manifest
+        from .corpora import corpus_info
 
-        if is_manifest(self.corpus):
+        if _is_manifest(self.corpus):
             # one absolute path: the run then finds its corpus from any folder (papermill kernels,
             # sweep workers), and the record says exactly which file it was
             object.__setattr__(self, "corpus", str(Path(self.corpus).expanduser().resolve()))
