@@ -12,14 +12,14 @@ def cmd_summary(args) -> None:
     once to check that it can carry emotion."""
     import pandas as pd
 
-    from .corpora import check_recordings, load_metadata
+    from .corpora import check_recordings, corpus_info, load_metadata
     from .folds import fold_grid, make_folds, write_fold_table
 
     pd.set_option("display.width", 200)
     for corpus in args.corpora or ["emodb", "ravdess"]:
         meta = load_metadata(corpus, args.data_root)
         check_recordings(meta)
-        print(f"\n== {PRETTY[corpus]}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
+        print(f"\n== {corpus_info(corpus).title}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
               f"{meta.duration.sum() / 60:.1f} min ==")
         print(pd.crosstab(meta.emotion, meta.gender, margins=True, margins_name="all").to_string())
         folds = make_folds(meta)
@@ -81,6 +81,10 @@ def main(argv=None) -> int:
         from .sweep import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["predict"]:  # so has predict: sier predict --help
+        from .predict import main as predict_main
+
+        return predict_main(argv[1:])
     # --data-root is accepted before or after the command (sier --data-root D download emodb,
     # sier download emodb --data-root D)
     common = argparse.ArgumentParser(add_help=False)
@@ -89,7 +93,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sier", description=__doc__, parents=[common])
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser(parents=[common], name="summary", help=cmd_summary.__doc__)
-    p.add_argument("corpora", nargs="*", help="emodb, ravdess or synthetic (default: emodb ravdess)")
+    p.add_argument("corpora", nargs="*",
+                   help="emodb, ravdess, synthetic or the path of a manifest .csv (default: emodb ravdess)")
     p.set_defaults(func=cmd_summary)
     p = sub.add_parser(parents=[common], name="download", help="download a corpus from its official source and verify it")
     p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
@@ -102,6 +107,8 @@ def main(argv=None) -> int:
     p = sub.add_parser(parents=[common], name="synthetic", help="generate the synthetic test corpus under the data root")
     p.set_defaults(func=cmd_synthetic)
     sub.add_parser(name="sweep", help="run 04_train over folds x gamma x depth (see `sier sweep --help`)")
+    sub.add_parser(name="predict", help="the emotion of recordings, by a network saved with save_model "
+                                        "(see `sier predict --help`)")
     p = sub.add_parser(parents=[common], name="reproduce", help="the paper's headline experiment (Table 1 best setting vs without AL)")
     p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
     p.add_argument("--epochs", type=int, default=None, help="override the training epochs")

@@ -48,6 +48,21 @@ def _param(default, rule_and_accepts, doc: str):
     return field(default=default, metadata={"rule": rule, "accepts": accepts, "doc": doc})
 
 
+def _is_manifest(v) -> bool:
+    from .corpora import is_manifest
+
+    return is_manifest(v)
+
+
+def _corpus_rule(v) -> bool:
+    """A built-in corpus's name, or the path of a manifest CSV that exists (see sierlib.manifest)."""
+    from .corpora import CORPORA
+
+    if _is_manifest(v):
+        return Path(v).expanduser().is_file()
+    return isinstance(v, str) and v in CORPORA
+
+
 def _encoder_names() -> tuple[str, ...]:
     from .model import ENCODERS
 
@@ -64,8 +79,9 @@ class RunConfig:
     """What one run trains and evaluates. Every field is checked when the config is made; a
     wrong type or range raises ValueError naming the field and what it accepts."""
 
-    corpus: str = _param("emodb", (lambda v: isinstance(v, str), "a corpus name"),
-                         "emodb, ravdess or synthetic")
+    corpus: str = _param("emodb", (_corpus_rule, "'emodb', 'ravdess', 'synthetic' or the path of a manifest "
+                                                 ".csv (columns file, speaker, gender, emotion; see sierlib.manifest)"),
+                         "emodb, ravdess, synthetic, or the path of a manifest CSV of your own corpus")
     fold: int = _param(0, (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
                        "0-4 on Emo-DB, 0-11 on RAVDESS")
     gamma: float | None = _param(3.33, (lambda v: v is None or (_is_num(v) and math.isfinite(v) and v > 0),
@@ -94,12 +110,21 @@ class RunConfig:
                 accepts = f.metadata["accepts"]
                 if f.name == "encoder":
                     accepts = "one of " + ", ".join(map(repr, _encoder_names()))
+                if f.name == "corpus" and _is_manifest(value):
+                    raise ValueError(f"corpus: the manifest {str(value)!r} does not exist (looked for "
+                                     f"{Path(value).expanduser().resolve()}; a relative path is taken from the "
+                                     f"current folder). Give the path of an existing manifest CSV.")
                 raise ValueError(f"{f.name} must be {accepts}; got {value!r}")
             if f.name in FLOAT_FIELDS and value is not None:
                 object.__setattr__(self, f.name, float(value))  # 1 and 1.0 are one setting, one name
             elif _is_int(value):
                 object.__setattr__(self, f.name, int(value))
         from .corpora import corpus_info
+
+        if _is_manifest(self.corpus):
+            # one absolute path: the run then finds its corpus from any folder (papermill kernels,
+            # sweep workers), and the record says exactly which file it was
+            object.__setattr__(self, "corpus", str(Path(self.corpus).expanduser().resolve()))
 
         n_folds = corpus_info(self.corpus).n_folds
         if n_folds is not None and self.fold >= n_folds:
@@ -137,14 +162,24 @@ class RunConfig:
         """The run's name (its record's file name): readable settings and a hash.
 
         The hash covers the fields that differ from their defaults (and an earlier encoder's
-        sizes), so a field added later with a backward-compatible default changes no name."""
+        sizes), so a field added later with a backward-compatible default changes no name.
+        A manifest corpus is named by its stem and enters the hash by the sha256 of its content,
+        not by its path: two manifests with one stem get different names, a manifest moved with
+        its recordings keeps its runs' names, and an edited one gets new names (so no run of the
+        old content is taken for a run of the new)."""
+        from .corpora import corpus_name, is_manifest
+
         changed = {k: v for k, v in self.to_dict().items() if v != DEFAULTS[k]}
+        if is_manifest(self.corpus):
+            from .manifest import manifest_sha256
+
+            changed["corpus"] = {"manifest_sha256": manifest_sha256(self.corpus)}
         if self.encoder_sizes is not None:
             changed["encoder_sizes"] = self.encoder_sizes
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
         g = "none" if self.gamma is None else f"{self.gamma:g}"
         depth = f"-L{self.n_cnn_layers}" if self.encoder == "2dcnn_bigru" else ""
-        return f"{self.corpus}-{self.encoder}{depth}-gamma{g}-fold{self.fold}-seed{self.seed}-{digest}"
+        return f"{corpus_name(self.corpus)}-{self.encoder}{depth}-gamma{g}-fold{self.fold}-seed{self.seed}-{digest}"
 
     @property
     def setting(self) -> tuple:
@@ -203,6 +238,8 @@ class RunOptions:
                                  "None: results/local/runs (your own runs, git-ignored)")
     reuse_record: bool = _param(False, (lambda v: isinstance(v, bool), "True or False"),
                                 "show a finished record of this run instead of training again")
+    save_model: bool = _param(False, (lambda v: isinstance(v, bool), "True or False"),
+                              "also save the selected network, ready for `sier predict`, beside the record")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):

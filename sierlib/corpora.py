@@ -94,14 +94,36 @@ def check_corpus_name(corpus) -> str:
     return corpus
 
 
+def is_manifest(corpus) -> bool:
+    """True when ``corpus`` is the path of a manifest CSV (a corpus of your own, see
+    :mod:`sierlib.manifest`) rather than the name of a built-in corpus."""
+    return isinstance(corpus, (str, os.PathLike)) and str(corpus).lower().endswith(".csv")
+
+
+def corpus_name(corpus) -> str:
+    """The short name of a corpus, for run names, folders and file names: a built-in corpus's
+    name, or a manifest's file stem (``path/to/my corpus.csv`` -> ``my corpus``)."""
+    return Path(corpus).stem if is_manifest(corpus) else str(corpus)
+
+
 def corpus_info(corpus: str) -> CorpusInfo:
-    """The registry entry of a corpus; ValueError naming the known corpora for any other name."""
+    """The registry entry of a corpus, or the :class:`CorpusInfo` of a manifest CSV (read and
+    checked, see :func:`sierlib.manifest.manifest_info`); ValueError naming the known corpora
+    for any other name."""
+    if is_manifest(corpus):
+        from .manifest import manifest_info
+
+        return manifest_info(corpus)
     return CORPORA[check_corpus_name(corpus)]
 
 
 def _fix_hint(corpus: str) -> str:
     if corpus == "synthetic":
         return "Regenerate it with `sier synthetic` (sierlib.synthetic.make_synthetic_corpus)."
+    if is_manifest(corpus):
+        return f"Replace the file, or correct or remove its line in the manifest {corpus}."
+    if corpus not in CORPORA:  # a recording outside any corpus (sier predict)
+        return "Check the file (any format libsndfile reads: WAV, FLAC, OGG, MP3), or leave it out."
     return (f"Re-download it with `sier download {corpus}` (checksums verified), or point SIER_DATA "
             f"at a complete copy.")
 
@@ -352,7 +374,8 @@ def load_metadata(corpus: str = "emodb", data_root: str | os.PathLike | None = N
 
     Parameters
     ----------
-    corpus : {"emodb", "ravdess", "synthetic"}
+    corpus : {"emodb", "ravdess", "synthetic"} or the path of a manifest CSV
+        A manifest (:mod:`sierlib.manifest`) names its own files; ``data_root`` does not apply.
     data_root : path, optional
         Folder holding the corpora; defaults to ``SIER_DATA`` or ``data/`` in the repository.
     check : bool
@@ -366,6 +389,10 @@ def load_metadata(corpus: str = "emodb", data_root: str | os.PathLike | None = N
         gender, emotion, emotion_code, duration, sample_rate, channels`` and the corpus's own
         fields (Emo-DB: ``text, version``; RAVDESS: ``intensity, statement, repetition``).
     """
+    if is_manifest(corpus):  # a corpus of your own: its files are named in the CSV, not under data_root
+        from .manifest import load_manifest
+
+        return load_manifest(corpus, check=check)
     corpus = check_corpus_name(corpus)
     root = corpus_dir(corpus, data_root)
     if not root.is_dir():

@@ -15,10 +15,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import RunConfig, RunOptions
-from .corpora import PRETTY, REPO_ROOT, corpus_info, load_metadata
+from .corpora import PRETTY, REPO_ROOT, corpus_info, corpus_name, is_manifest, load_metadata
 from .features import Features, extract_features
-from .folds import fold_data
-from .records import FORMAT, REFERENCE_RUNS, git_commit, library_versions, read_record, record_path, write_record
+from .folds import fold_data, make_folds, write_fold_table
+from .records import (FORMAT, REFERENCE_RUNS, git_commit, library_versions, model_path, read_record, record_path,
+                      write_record)
 from .train import build_model, emotion_metrics, fit, predict, resolve_device, seed_everything, speaker_accuracy
 
 CHECKPOINTS = REPO_ROOT / "cache" / "checkpoints"  # git-ignored; the probe reads them
@@ -44,8 +45,10 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
 
     ``meta``/``feats`` may be passed to reuse a loaded corpus across runs (``feats`` must be of
     the config's feature parameters). With ``save`` the record is written atomically to
-    ``options.out_dir`` (default ``results/local/runs``); with ``checkpoint_dir`` the selected
-    weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
+    ``options.out_dir`` (default ``results/local/runs``); with ``options.save_model`` the
+    selected network goes beside it, ready for ``sier predict`` (:func:`sierlib.predict.save_network`);
+    with ``checkpoint_dir`` the selected weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
+    A manifest corpus's fold table is written to ``results/folds/<stem>.csv``.
     """
     dev = resolve_device(options.device)
     t0 = time.time()
@@ -59,7 +62,10 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         elif feats.params != config.feature_params:
             raise ValueError(f"feats were computed with {feats.params}, but the run (encoder {config.encoder!r}) "
                              f"reads {config.feature_params}")
-        data = fold_data(meta, feats, config.fold)
+        folds = make_folds(meta)
+        if is_manifest(config.corpus):  # the built-in corpora's tables are written by `sier summary`
+            write_fold_table(folds, config.corpus)
+        data = fold_data(meta, feats, config.fold, folds)
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(dev)
         result = fit(model, data, config, dev, progress=progress, desc=config.name)
@@ -74,6 +80,7 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             "features": feats.params,
             **({"encoder_sizes": config.encoder_sizes} if config.encoder_sizes is not None else {}),
             "synthetic": config.corpus == "synthetic",
+            **({"manifest": _manifest_identity(config.corpus)} if is_manifest(config.corpus) else {}),
             "speakers": {"train": data["train_speakers"], "val": sorted(set(va["speakers"])),
                          "test": sorted(set(te["speakers"]))},
             "n_utterances": {"train": len(tr["X"]), "val": len(va["X"]), "test": len(te["X"])},
@@ -96,15 +103,27 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
     if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)
         import os
 
-        ckpt = Path(checkpoint_dir) / config.corpus / f"{config.name}.pt"
+        ckpt = Path(checkpoint_dir) / corpus_name(config.corpus) / f"{config.name}.pt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_name(f".{ckpt.name}.tmp")
         torch.save({"name": config.name, "config": config.to_dict(), "state_dict": result["best_state"]}, tmp)
         os.replace(tmp, ckpt)
         record["checkpoint"] = str(ckpt)
+    if options.save_model:
+        from .predict import save_network
+
+        record["model"] = str(save_network(model_path(config, options.out_dir), config=config,
+                                           state_dict=result["best_state"], data=data, feats=feats, record=record))
     if save:
         record["path"] = str(write_record(record, options.out_dir))
     return (record, model) if return_model else record
+
+
+def _manifest_identity(corpus: str) -> dict:
+    """Which manifest a run read: its absolute path and the sha256 of its content."""
+    from .manifest import manifest_sha256
+
+    return {"path": corpus, "sha256": manifest_sha256(corpus)}
 
 
 # Table 1's best setting per corpus (1 CNN block and the paper's best gamma) and the same

@@ -63,7 +63,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from .corpora import REPO_ROOT, check_speech, read_audio
+from .corpora import REPO_ROOT, check_speech, corpus_name, read_audio
 from .download import sha256_file
 
 FEATURE_VERSION = 1  # bump when the pipeline changes in a way the parameters do not capture
@@ -239,6 +239,16 @@ def _pad_fbank(y: np.ndarray, length: int, params: dict) -> np.ndarray:
     return fbank_energy_pitch(padded, params["sr"], params["n_mels"], params["n_fft"], params["hop_length"])
 
 
+def feature_map(y: np.ndarray, length: int, params: dict) -> np.ndarray:
+    """Steps 4-5 for one trimmed recording: zero-pad it at the end to ``length`` samples and
+    compute the feature map of ``params``' kind, ``(n_rows, length // hop_length + 1)``.
+
+    A recording longer than ``length`` keeps its first ``length`` samples: a saved network
+    (:mod:`sierlib.predict`) sees new recordings at the length it was trained on."""
+    pad = _pad_mfcc if feature_kind(params) == "mfcc" else _pad_fbank
+    return pad(y[:length], length, params)
+
+
 @dataclass
 class Features:
     """Feature maps of a corpus (MFCC, or log-Mel + energy + pitch), aligned with ``utterances``."""
@@ -285,7 +295,7 @@ def cache_key(meta: pd.DataFrame, params: dict) -> str:
     if feature_kind(params) == "fbank_energy_pitch":
         content["pitch"] = PITCH  # only for this kind: MFCC keys stay as they always were
     blob = json.dumps(content, sort_keys=True)
-    return f"{corpus}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+    return f"{corpus_name(corpus)}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
 @functools.cache
@@ -357,14 +367,10 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
             return Features(z["X"], z["utterances"], z["n_samples"], params, from_cache=True)
     step1 = [(delayed(preprocess_file)(p, corpus, sr, top_db, highpass_hz, n_fft, hop_length))
              for p in meta["path"]]
-    signals = _parallel(n_jobs, f"{corpus}: read, filter, trim", step1, progress)
+    signals = _parallel(n_jobs, f"{corpus_name(corpus)}: read, filter, trim", step1, progress)
     length = max(len(y) for y in signals)
-    if feature_kind(params) == "mfcc":
-        step2 = [delayed(_pad_mfcc)(y, length, params) for y in signals]
-        desc = f"{corpus}: pad, MFCC"
-    else:
-        step2 = [delayed(_pad_fbank)(y, length, params) for y in signals]
-        desc = f"{corpus}: pad, log-Mel + energy + pitch"
+    step2 = [delayed(feature_map)(y, length, params) for y in signals]
+    desc = f"{corpus_name(corpus)}: pad, " + ("MFCC" if feature_kind(params) == "mfcc" else "log-Mel + energy + pitch")
     X = np.stack(_parallel(n_jobs, desc, step2, progress))
     feats = Features(X, meta["utterance"].to_numpy(dtype=str), np.array([len(y) for y in signals]),
                      params)

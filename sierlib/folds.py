@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .corpora import REPO_ROOT, corpus_info
+from .corpora import REPO_ROOT, corpus_info, corpus_name
 
 ROLES = ("train", "val", "test")
+FOLDS_DIR = REPO_ROOT / "results" / "folds"  # the fold tables (a manifest corpus's too, by its stem)
 
 
 def make_folds(meta: pd.DataFrame) -> pd.DataFrame:
@@ -62,11 +63,12 @@ def split_metadata(meta: pd.DataFrame, folds: pd.DataFrame, fold: int) -> dict[s
 
 
 def write_fold_table(folds: pd.DataFrame, corpus: str, out_dir: str | os.PathLike | None = None) -> Path:
-    """Write ``results/folds/<corpus>.csv`` (columns fold, speaker, gender, role)."""
+    """Write ``results/folds/<corpus>.csv`` (columns fold, speaker, gender, role; a manifest
+    corpus's table is named by the manifest's stem)."""
     from .records import write_csv_atomic
 
-    out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "results" / "folds"
-    return write_csv_atomic(folds, out_dir / f"{corpus}.csv")
+    out_dir = Path(out_dir) if out_dir is not None else FOLDS_DIR
+    return write_csv_atomic(folds, out_dir / f"{corpus_name(corpus)}.csv")
 
 
 def fold_grid(folds: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .config import RunConfig, RunOptions
-from .corpora import corpus_info
+from .corpora import corpus_info, corpus_name
 from .folds import fold_data
 from .records import REFERENCE_RUNS, RESULTS, read_record, record_path, write_csv_atomic
 from .train import predict
@@ -62,7 +62,7 @@ def probe_run(config: RunConfig, meta=None, feats=None, data_root=None, checkpoi
         meta, feats = load_corpus_features(config, data_root, progress=False)
     committed = read_record(record_path(config, REFERENCE_RUNS))
     data = fold_data(meta, feats, config.fold)
-    ckpt = Path(checkpoint_dir or CHECKPOINTS) / config.corpus / f"{config.name}.pt"
+    ckpt = Path(checkpoint_dir or CHECKPOINTS) / corpus_name(config.corpus) / f"{config.name}.pt"
     if ckpt.is_file():
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1])
         model.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])

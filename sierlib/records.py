@@ -1,6 +1,7 @@
 """Run records: where they live, how they are written and read. The only home of their layout.
 
-One finished run is one JSON file ``<runs_dir>/<corpus>/<name>.json``::
+One finished run is one JSON file ``<runs_dir>/<corpus>/<name>.json`` (``<corpus>``: the corpus's
+short name, :func:`sierlib.corpora.corpus_name`; a manifest's stem)::
 
     status        "finished" (a record is written once, atomically, when the run ends)
     format        2 (the layout below; :mod:`sierlib.migrate_records` converts older records)
@@ -8,6 +9,9 @@ One finished run is one JSON file ``<runs_dir>/<corpus>/<name>.json``::
     config        RunConfig fields (what was trained)
     features      the feature parameters it read; encoder_sizes (earlier encoders only)
     speakers, n_utterances, emotions, synthetic
+    manifest      (manifest corpora only) {"path", "sha256"} of the CSV the run read
+    model         (runs with RunOptions.save_model only) the saved network, <name>.pt beside
+                  the record (see sierlib.predict)
     test_accuracy, test_uar, test_macro_f1, test_confusion, val_accuracy, best_epoch,
     train_speaker_accuracy_final, train_speaker_accuracy_best, curves (one row per epoch)
     wall_time_s, device, torch_threads, versions, git_commit, finished_at
@@ -29,7 +33,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .corpora import REPO_ROOT
+from .corpora import REPO_ROOT, corpus_name
 
 RESULTS = REPO_ROOT / "results"
 REFERENCE_RUNS = RESULTS / "runs"
@@ -79,7 +83,12 @@ def runs_dir(out_dir: str | os.PathLike | None = None) -> Path:
 
 def record_path(config, out_dir: str | os.PathLike | None = None) -> Path:
     """Where the record of a :class:`~sierlib.config.RunConfig` lives under ``out_dir``."""
-    return runs_dir(out_dir) / config.corpus / f"{config.name}.json"
+    return runs_dir(out_dir) / corpus_name(config.corpus) / f"{config.name}.json"
+
+
+def model_path(config, out_dir: str | os.PathLike | None = None) -> Path:
+    """Where the saved network of a run lives (``RunOptions.save_model``): beside its record."""
+    return record_path(config, out_dir).with_suffix(".pt")
 
 
 def read_record(path: str | os.PathLike) -> dict | None:
@@ -94,7 +103,7 @@ def read_record(path: str | os.PathLike) -> dict | None:
 
 def write_record(record: dict, out_dir: str | os.PathLike | None = None) -> Path:
     """Write a finished record atomically to ``<out_dir>/<corpus>/<name>.json``."""
-    path = runs_dir(out_dir) / record["config"]["corpus"] / f"{record['name']}.json"
+    path = runs_dir(out_dir) / corpus_name(record["config"]["corpus"]) / f"{record['name']}.json"
     return write_json_atomic(record, path)
 
 
@@ -102,7 +111,7 @@ def iter_records(folder: str | os.PathLike | None = None, corpus: str | None = N
     """Every finished record under ``folder`` (default :data:`REFERENCE_RUNS`), optionally of
     one corpus, in file-name order."""
     folder = Path(folder) if folder is not None else REFERENCE_RUNS
-    pattern = f"{corpus}/*.json" if corpus else "*/*.json"
+    pattern = f"{corpus_name(corpus)}/*.json" if corpus else "*/*.json"
     for path in sorted(folder.glob(pattern)):
         rec = read_record(path)
         if rec is not None:

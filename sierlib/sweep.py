@@ -36,7 +36,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import DEFAULTS, RunConfig, RunOptions
-from .corpora import CORPORA, REPO_ROOT, corpus_info
+from .corpora import CORPORA, REPO_ROOT, corpus_info, corpus_name
 from .records import REFERENCE_RUNS, atomic_write, read_record, record_path, runs_dir
 
 GAMMAS = (None, 1.25, 2.5, 3.33)
@@ -125,7 +125,7 @@ def run_sweep(plan: list[RunConfig], workers: int = 1, out_dir=None, notebook_di
                disable=not progress)
     lock = threading.Lock()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_execute, c, options, nb_root / c.corpus, timeout): c for c in todo}
+        futures = {pool.submit(_execute, c, options, nb_root / corpus_name(c.corpus), timeout): c for c in todo}
         for fut in as_completed(futures):
             config = futures[fut]
             try:
@@ -134,7 +134,8 @@ def run_sweep(plan: list[RunConfig], workers: int = 1, out_dir=None, notebook_di
                     report.finished.append(config.name)
             except Exception as exc:  # one failed run must not stop the others
                 with lock:
-                    report.failed.append((config.name, str(nb_root / config.corpus / f"{config.name}.ipynb"),
+                    nb = nb_root / corpus_name(config.corpus) / f"{config.name}.ipynb"
+                    report.failed.append((config.name, str(nb),
                                           f"{type(exc).__name__}: {exc}"))
             bar.update(1)
             bar.set_postfix(failed=len(report.failed))
@@ -294,7 +295,9 @@ def _setting(text: str) -> tuple[str, object]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sier sweep", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default="emodb", choices=list(CORPORA))
+    ap.add_argument("--corpus", default="emodb",
+                    help=f"{', '.join(CORPORA)} or the path of a manifest .csv of your own corpus "
+                         f"(see sierlib.manifest)")
     ap.add_argument("--folds", type=int, nargs="+", default=None)
     ap.add_argument("--gammas", type=_gamma, nargs="+", default=list(GAMMAS), help="e.g. none 1.25 2.5 3.33")
     ap.add_argument("--depths", type=int, nargs="+", default=list(DEPTHS))
