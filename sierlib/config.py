@@ -41,6 +41,13 @@ def _int_in(lo, hi):
     return (lambda v: _is_int(v) and lo <= v <= hi), f"an int in {lo}..{hi}"
 
 
+def _one_of(*choices):
+    return (lambda v: any(v == c and type(v) is type(c) for c in choices)), "one of " + ", ".join(map(repr, choices))
+
+
+SELECTIONS = ("best_val", "swa", "ema")
+
+
 def _param(default, rule_and_accepts, doc: str):
     """A field with its default, its check (a predicate and the words that say what it accepts)
     and a one-line description."""
@@ -70,8 +77,9 @@ def _encoder_names() -> tuple[str, ...]:
 
 
 # the 2D CNN biGRU's own sizes: other encoders have theirs (recorded as ``encoder_sizes``)
-CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden")
-FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay")
+CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_stride", "conv_dropout")
+FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay", "conv_dropout", "ema_decay", "mixup_alpha", "highpass_hz",
+                "top_db")
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,37 @@ class RunConfig:
                        "Adam's learning rate")
     weight_decay: float = _param(0.0, (lambda v: _is_num(v) and v >= 0, "a number >= 0"), "Adam's weight decay")
     seed: int = _param(0, _int_in(0, 2**32 - 1), "seed of initialisation and batch order")
+    # --- the recipe's knobs (issue 11); each default is the paper-literal behaviour ---
+    lengths: str = _param("padded", _one_of("padded", "masked"),
+                          "padded: every input zero-padded to the corpus's longest, as the paper; masked: "
+                          "true lengths (standardiser on speech frames, masked BatchNorm and pooling, packed GRU, "
+                          "length-bucketed batches)")
+    conv_stride: int = _param(2, _one_of(1, 2), "stride of the 2D convolutions: 2 as the paper writes, 1 the "
+                                                "pool-only reading")
+    conv_dropout: float | None = _param(None, (lambda v: v is None or (_is_num(v) and 0 <= v < 1),
+                                               "None (= dropout) or a number in [0, 1)"),
+                                        "dropout inside the convolution blocks")
+    selection: str = _param("best_val", _one_of(*SELECTIONS),
+                            "which weights are evaluated on test: best_val (the epoch with the best validation "
+                            "accuracy), swa (the average of the last swa_epochs epochs) or ema (an exponential "
+                            "moving average of the weights); every run records all three")
+    swa_epochs: int = _param(5, _int_in(1, 10000), "epochs averaged by selection swa")
+    ema_decay: float = _param(0.99, (lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)"),
+                              "decay per step of selection ema")
+    lr_schedule: str = _param("constant", _one_of("constant", "cosine"),
+                              "constant, or cosine decay to 0 after warmup_epochs of linear warm-up")
+    warmup_epochs: int = _param(0, _int_in(0, 10000), "linear warm-up of the cosine schedule")
+    time_masks: int = _param(0, _int_in(0, 10), "SpecAugment: time masks per training utterance")
+    time_mask_frames: int = _param(10, _int_in(1, 1000), "SpecAugment: longest time mask, frames")
+    freq_masks: int = _param(0, _int_in(0, 10), "SpecAugment: feature-row masks per training utterance")
+    freq_mask_rows: int = _param(4, _int_in(1, 100), "SpecAugment: widest feature-row mask")
+    mixup_alpha: float = _param(0.0, (lambda v: _is_num(v) and v >= 0, "a number >= 0 (0: off)"),
+                                "mixup of training batches, Beta(alpha, alpha)")
+    highpass_hz: float | None = _param(80.0, (lambda v: v is None or (_is_num(v) and 0 < v < 1000),
+                                              "None (off) or a frequency in (0, 1000) Hz"),
+                                       "the high-pass 'background noise' filter of preprocessing")
+    top_db: float = _param(30.0, (lambda v: _is_num(v) and 0 < v <= 120, "a number of decibels in (0, 120]"),
+                           "silence trimming threshold below the peak")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -144,11 +183,13 @@ class RunConfig:
     @property
     def feature_params(self) -> dict:
         """The feature parameters this run reads (:func:`sierlib.features.check_feature_params`):
-        the kind follows the encoder, everything else is the project's default."""
+        the kind follows the encoder; the high-pass filter and the trimming threshold are fields
+        of the run; everything else is the project's default."""
         from .features import check_feature_params
         from .model import ENCODERS
 
-        return check_feature_params(kind=ENCODERS[self.encoder].feature_kind)
+        return check_feature_params(kind=ENCODERS[self.encoder].feature_kind, highpass_hz=self.highpass_hz,
+                                    top_db=self.top_db)
 
     @property
     def encoder_sizes(self) -> dict | None:

@@ -20,7 +20,8 @@ from .features import Features, extract_features
 from .folds import fold_data, make_folds, write_fold_table
 from .records import (FORMAT, REFERENCE_RUNS, git_commit, library_versions, model_path, read_record, record_path,
                       write_record)
-from .train import build_model, emotion_metrics, fit, predict, resolve_device, seed_everything, speaker_accuracy
+from .train import (build_model, emotion_metrics, fit, part_lengths, predict, resolve_device, seed_everything,
+                    speaker_accuracy)
 
 CHECKPOINTS = REPO_ROOT / "cache" / "checkpoints"  # git-ignored; the probe reads them
 
@@ -65,15 +66,23 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         folds = make_folds(meta)
         if is_manifest(config.corpus):  # the built-in corpora's tables are written by `sier summary`
             write_fold_table(folds, config.corpus)
-        data = fold_data(meta, feats, config.fold, folds)
+        data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked")
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(dev)
         result = fit(model, data, config, dev, progress=progress, desc=config.name)
-        speaker_acc_final = speaker_accuracy(model, data["train"], dev)
-        model.load_state_dict(result["best_state"])
         tr, va, te = data["train"], data["val"], data["test"]
-        t_logits, _, _ = predict(model, te["X"], device=dev)
-        metrics = emotion_metrics(te["y"].numpy(), t_logits.argmax(1).numpy(), data["emotions"])
+        speaker_acc_final = speaker_accuracy(model, tr, dev, part_lengths(tr, config))
+        # every selection method is evaluated once on the test speakers and recorded, so one run
+        # serves all of them; the config's selection gives the run's headline numbers
+        selections = {}
+        for method, state in result["states"].items():
+            model.load_state_dict(state)
+            t_logits, _, _ = predict(model, te["X"], device=dev, lengths=part_lengths(te, config))
+            m = emotion_metrics(te["y"].numpy(), t_logits.argmax(1).numpy(), data["emotions"])
+            selections[method] = {**result["val"][method], "test_accuracy": m["accuracy"], "test_uar": m["uar"],
+                                  "test_macro_f1": m["macro_f1"], "test_confusion": m["confusion"]}
+        chosen = selections[config.selection]
+        model.load_state_dict(result["states"][config.selection])
         used_threads = torch.get_num_threads()
         record = {
             "status": "finished", "format": FORMAT, "name": config.name, "config": config.to_dict(),
@@ -85,11 +94,12 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
                          "test": sorted(set(te["speakers"]))},
             "n_utterances": {"train": len(tr["X"]), "val": len(va["X"]), "test": len(te["X"])},
             "emotions": data["emotions"],
-            "test_accuracy": metrics["accuracy"], "test_uar": metrics["uar"], "test_macro_f1": metrics["macro_f1"],
-            "test_confusion": metrics["confusion"],
-            "val_accuracy": result["val_accuracy"], "best_epoch": result["best_epoch"],
+            "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
+            "test_macro_f1": chosen["test_macro_f1"], "test_confusion": chosen["test_confusion"],
+            "val_accuracy": chosen["val_accuracy"], "best_epoch": result["best_epoch"],
+            "selections": selections,
             "train_speaker_accuracy_final": speaker_acc_final,
-            "train_speaker_accuracy_best": speaker_accuracy(model, tr, dev),
+            "train_speaker_accuracy_best": speaker_accuracy(model, tr, dev, part_lengths(tr, config)),
             "curves": result["curves"],
             "wall_time_s": time.time() - t0,
             "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
@@ -106,14 +116,15 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         ckpt = Path(checkpoint_dir) / corpus_name(config.corpus) / f"{config.name}.pt"
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_name(f".{ckpt.name}.tmp")
-        torch.save({"name": config.name, "config": config.to_dict(), "state_dict": result["best_state"]}, tmp)
+        torch.save({"name": config.name, "config": config.to_dict(),
+                    "state_dict": result["states"][config.selection]}, tmp)
         os.replace(tmp, ckpt)
         record["checkpoint"] = str(ckpt)
     if options.save_model:
         from .predict import save_network
 
         record["model"] = str(save_network(model_path(config, options.out_dir), config=config,
-                                           state_dict=result["best_state"], data=data, feats=feats, record=record))
+                                           state_dict=result["states"][config.selection], data=data, feats=feats, record=record))
     if save:
         record["path"] = str(write_record(record, options.out_dir))
     return (record, model) if return_model else record

@@ -272,13 +272,14 @@ class Features:
         n = np.asarray(self.n_samples, dtype=np.int64) // self.params["hop_length"] + 1
         return np.minimum(n, self.X.shape[-1])
 
-    def select(self, meta: pd.DataFrame) -> np.ndarray:
-        """Rows of X for the utterances of ``meta``, in meta's order."""
+    def select(self, meta: pd.DataFrame, values: np.ndarray | None = None) -> np.ndarray:
+        """Rows of X (or of ``values``, one per utterance, e.g. :attr:`n_frames`) for the
+        utterances of ``meta``, in meta's order."""
         index = {u: i for i, u in enumerate(self.utterances)}
         missing = [u for u in meta["utterance"] if u not in index]
         if missing:
             raise KeyError(f"no features for {len(missing)} utterances, e.g. {missing[:3]}")
-        return self.X[[index[u] for u in meta["utterance"]]]
+        return (self.X if values is None else values)[[index[u] for u in meta["utterance"]]]
 
 
 def cache_key(meta: pd.DataFrame, params: dict) -> str:

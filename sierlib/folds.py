@@ -76,13 +76,15 @@ def fold_grid(folds: pd.DataFrame) -> pd.DataFrame:
     return folds.pivot(index=["gender", "speaker"], columns="fold", values="role")
 
 
-def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None) -> dict:
+def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None, masked: bool = False) -> dict:
     """Standardised tensors and labels of one fold, ready for training.
 
-    The standardiser's statistics come from the fold's training speakers only. Returns
-    ``{"emotions", "train_speakers", "mean", "std", "train", "val", "test"}``; each role holds
-    ``X`` (float32 tensor), ``y`` (emotion indices in the corpus's label order), ``speakers``,
-    and the training role also ``s`` (speaker indices for the adversary).
+    The standardiser's statistics come from the fold's training speakers only; with ``masked``
+    from their speech frames only, and the zero padding stays exactly 0 (the length-aware
+    network's input). Returns ``{"emotions", "train_speakers", "mean", "std", "train", "val",
+    "test"}``; each role holds ``X`` (float32 tensor), ``lengths`` (true frames per utterance),
+    ``y`` (emotion indices in the corpus's label order), ``speakers``, and the training role also
+    ``s`` (speaker indices for the adversary).
     """
     import torch
 
@@ -96,10 +98,12 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     unknown = set(meta["emotion"]) - set(emo_index)
     if unknown:
         raise ValueError(f"unknown emotion labels {sorted(unknown)}; this corpus has {', '.join(emotions)}")
-    mean, std = fit_standardiser(feats.select(parts["train"]))
+    lengths = {role: feats.select(m, feats.n_frames) for role, m in parts.items()}
+    mean, std = fit_standardiser(feats.select(parts["train"]), lengths["train"] if masked else None)
     out = {"emotions": emotions, "train_speakers": train_speakers, "mean": mean, "std": std}
     for role, m in parts.items():
-        out[role] = {"X": torch.from_numpy(standardise(feats.select(m), mean, std)),
+        X = standardise(feats.select(m), mean, std, lengths[role] if masked else None)
+        out[role] = {"X": torch.from_numpy(X), "lengths": torch.from_numpy(lengths[role].astype("int64")),
                      "y": torch.tensor([emo_index[e] for e in m["emotion"]]),
                      "speakers": m["speaker"].tolist()}
     spk_index = {s: i for i, s in enumerate(train_speakers)}

@@ -184,22 +184,28 @@ def recording_features(path: str | os.PathLike, network: Network) -> tuple[np.nd
     p = network.feature_params
     y = preprocess_file(str(path), RECORDING, p["sr"], p["top_db"], p["highpass_hz"], p["n_fft"], p["hop_length"])
     _check_sound(y, path, p)
-    # Padded inputs, as the network was trained: zero-padded (or cut) to the trained length.
-    # A length-aware network (a later RunConfig field) would take the true length from here.
+    # As the network was trained: zero-padded (or cut) to the trained length; a length-aware
+    # network also gets the true frame count (Features.n_frames' rule) and exactly-0 padding.
     X = feature_map(y, network.padded_samples, p)[None]
     if X.shape[-1] != network.n_frames:
         raise ValueError(f"{network.path}: features of {X.shape[-1]} frames, but the network was trained on "
                          f"{network.n_frames}; the file is inconsistent")
-    X = standardise(X, network.mean, network.std)
-    return X, {"seconds": len(y) / p["sr"], "cut": len(y) > network.padded_samples}
+    frames = min(min(len(y), network.padded_samples) // p["hop_length"] + 1, network.n_frames)
+    masked = network.config.get("lengths", "padded") == "masked"
+    X = standardise(X, network.mean, network.std, np.array([frames]) if masked else None)
+    return X, {"seconds": len(y) / p["sr"], "cut": len(y) > network.padded_samples, "frames": frames}
 
 
-def probabilities(network: Network, X: np.ndarray) -> np.ndarray:
-    """Softmax of the network's emotion outputs for inputs ``X`` (from :func:`recording_features`),
-    in eval mode: ``(n, n_emotions)`` in the order of ``network.emotions``."""
+def probabilities(network: Network, X: np.ndarray, frames=None) -> np.ndarray:
+    """Softmax of the network's emotion outputs for inputs ``X`` (from :func:`recording_features`;
+    ``frames``: their true frame counts, used by a length-aware network), in eval mode:
+    ``(n, n_emotions)`` in the order of ``network.emotions``."""
     from .train import predict
 
-    logits, _, _ = predict(network.model, torch.from_numpy(X), device=network.device)
+    lengths = None
+    if network.config.get("lengths", "padded") == "masked":
+        lengths = torch.as_tensor(np.asarray(frames if frames is not None else [X.shape[-1]] * len(X)), dtype=torch.long)
+    logits, _, _ = predict(network.model, torch.from_numpy(X), device=network.device, lengths=lengths)
     return torch.softmax(logits, dim=1).numpy()
 
 
@@ -233,7 +239,7 @@ def iter_predictions(network: Network, files):
     for path in files:
         try:
             X, info = recording_features(path, network)
-            probs = probabilities(network, X)[0]
+            probs = probabilities(network, X, [info.pop("frames")])[0]
         except CorpusError as exc:
             yield path, None, str(exc)
             continue
