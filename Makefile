@@ -61,6 +61,7 @@ benchmark: setup
 	$(PY) -m sierlib.benchmarks train
 	$(PY) -m sierlib.benchmarks encoders
 	$(PY) -m sierlib.benchmarks sweep
+	$(PY) -m sierlib.benchmarks lengths
 
 clean-cache:
 	rm -rf cache

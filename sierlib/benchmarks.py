@@ -12,6 +12,9 @@ encoders: one training epoch with AL on fold 0 of each corpus for each encoder o
     less sensitive than wall time to other jobs on a shared machine), each also relative to the
     2D CNN biGRU's.
 sweep: runs per hour of the papermill sweep runner with 1 and with 2 workers (same short runs).
+lengths: whole Emo-DB runs (default network, 1 block, AL, 30 epochs, fold 0) with ``lengths="padded"``
+    and ``lengths="masked"``, taking turns, medians of ``--repeats`` runs each: runs per hour of
+    both and the ratio (features loaded once, as a sweep worker does).
 """
 from __future__ import annotations
 
@@ -150,14 +153,38 @@ def bench_sweep(corpora=("emodb",), repeats: int = 4, data_root=None, epochs: in
     print(f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
 
 
+def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: int = 30) -> None:
+    from .config import RunConfig, RunOptions
+    from .experiments import load_corpus_features, run
+
+    corpus = corpora[0]
+    base = RunConfig(corpus=corpus, epochs=epochs)
+    meta, feats = load_corpus_features(base, data_root, progress=False)
+    print(f"whole runs on {corpus} fold 0 (default network, AL gamma {base.gamma}, {epochs} epochs), "
+          f"{torch.get_num_threads()} CPU threads, padded and masked taking turns, {repeats} runs each")
+    times = {"padded": [], "masked": []}
+    for _ in range(repeats):
+        for lengths in times:
+            t = time.perf_counter()
+            run(base.replace(lengths=lengths), RunOptions(device="cpu"), meta=meta, feats=feats, save=False,
+                progress=False)
+            times[lengths].append(time.perf_counter() - t)
+    rate = {k: 3600 / statistics.median(v) for k, v in times.items()}
+    for k, v in times.items():
+        print(f"  {k:6s}: median {statistics.median(v):6.1f} s per run = {rate[k]:5.1f} runs/hour "
+              f"(runs: {', '.join(f'{t:.1f}' for t in v)})")
+    print(f"  masked / padded runs per hour: {rate['masked'] / rate['padded']:.2f}x")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "train", "encoders", "sweep"])
+    ap.add_argument("what", choices=["features", "train", "encoders", "sweep", "lengths"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args(argv)
-    {"features": bench_features, "train": bench_train, "encoders": bench_encoders, "sweep": bench_sweep}[args.what](
+    {"features": bench_features, "train": bench_train, "encoders": bench_encoders, "sweep": bench_sweep,
+     "lengths": bench_lengths}[args.what](
         args.corpora, args.repeats, args.data_root)
 
 
