@@ -99,8 +99,9 @@ def ravdess_checksums_for(folder: str | os.PathLike) -> dict[str, str]:
     return out
 
 
-def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
-    """Verify an unpacked corpus file by file; raises CorpusError naming the bad files.
+def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> int:
+    """Verify an unpacked corpus file by file; raises CorpusError naming the bad files, else
+    returns the number of files verified.
 
     Every listed file must be present and match its sha256, and no other file may lie in the
     corpus folder. RAVDESS is accepted as the original ``.wav`` files or as lossless ``.flac`` copies.
@@ -119,6 +120,7 @@ def verify_corpus(corpus: str, data_root=None, progress: bool = True) -> None:
         raise CorpusError(f"{PRETTY[corpus]} at {folder} failed verification: {shown}. Move files "
                           f"that are not part of the corpus out of {folder}, or re-download it "
                           f"with `sier download {corpus} --force`.")
+    return len(checksums)
 
 
 def fetch(url: str, dest: str | os.PathLike, progress: bool = True, timeout: float = 60) -> Path:

@@ -446,7 +446,9 @@ def test_verify_real_emodb_with_an_extra_file(real_data, tmp_path):
 
 @pytest.mark.real
 def test_verify_real_emodb(real_data):
-    verify_corpus("emodb", real_data, progress=False)
+    # every file of the shipped list was hashed and matched: 535 recordings plus the label files
+    assert verify_corpus("emodb", real_data, progress=False) == len(read_checksums("emodb"))
+    assert sum(rel.startswith("wav/") for rel in read_checksums("emodb")) == 535
 
 
 @pytest.mark.real
@@ -460,7 +462,7 @@ def test_verify_real_ravdess_flac(real_data, monkeypatch):
 
     monkeypatch.setattr(dl, "read_checksums", spy)
     assert not any((real_data / "ravdess").glob("Actor_*/*.wav"))
-    verify_corpus("ravdess", real_data, progress=False)
+    assert verify_corpus("ravdess", real_data, progress=False) == 1440
     assert sorted(used) == ["ravdess", "ravdess-flac"]
     assert all(rel.endswith(".flac") for rel in dl.ravdess_checksums_for(real_data / "ravdess"))
 
