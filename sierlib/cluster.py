@@ -20,8 +20,8 @@ sweep does. The guarantees are the local sweep's:
 - one progress bar with an ETA for the whole sweep.
 
 Workers must run the same checkout of this repository (a shared file system, or the same commit
-installed there with ``pip install -e .``) and find the corpora: ``--data-root`` is passed to
-them as is, and without it each worker reads its own ``$SIER_DATA``. Dask is an optional extra:
+installed there with ``pip install -e .``) and find the corpora: ``--data-root`` (and a manifest
+corpus's path) is passed to them as is, and without it each worker reads its own ``$SIER_DATA``. Dask is an optional extra:
 ``pip install -e ".[cluster]"``. The README's section "Sweeps on a cluster, with Dask" has the
 Slurm (dask-jobqueue) and GPU recipes.
 """
@@ -40,6 +40,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import RunConfig, RunOptions
+from .corpora import corpus_name
 from .records import atomic_write, read_record, record_path, runs_dir, write_record
 
 CONNECT_TIMEOUT_S = 10
@@ -243,7 +244,7 @@ def run_on_dask(plan: list[RunConfig], *, cluster: str | None = None, scheduler:
         with tqdm(total=len(todo), desc=f"sweep (dask, {where})", unit="run", disable=not progress) as bar:
             for fut in as_completed(futures):
                 config = futures.pop(fut)  # forget it: a result dropped by a dying worker is not recomputed
-                nb_path = nb_root / config.corpus / f"{config.name}.ipynb"
+                nb_path = nb_root / corpus_name(config.corpus) / f"{config.name}.ipynb"
                 try:
                     result = fut.result()
                 except Exception as exc:  # the task itself was lost (e.g. KilledWorker: too many worker deaths)
