@@ -1,4 +1,4 @@
-"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks features|train|encoders|sweep|lengths|cluster``.
+"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks WHAT``, WHAT one of:
 
 features: extracting MFCCs for each whole corpus from a cold cache with the parallel path
     (joblib, all cores) and with a single-process loop, and loading from a warm cache; medians

@@ -21,9 +21,9 @@ sweep does. The guarantees are the local sweep's:
 
 Workers must run the same checkout of this repository (a shared file system, or the same commit
 installed there with ``pip install -e .``) and find the corpora: ``--data-root`` (and a manifest
-corpus's path) is passed to them as is, and without it each worker reads its own ``$SIER_DATA``. Dask is an optional extra:
-``pip install -e ".[cluster]"``. The README's section "Sweeps on a cluster, with Dask" has the
-Slurm (dask-jobqueue) and GPU recipes.
+corpus's path) is passed to them as is, and without it each worker reads its own ``$SIER_DATA``.
+Dask is an optional extra: ``pip install -e ".[cluster]"``. The README's section "Sweeps on a
+cluster, with Dask" has the Slurm (dask-jobqueue) and GPU recipes.
 """
 from __future__ import annotations
 

@@ -131,7 +131,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(distributed, synth
 
 def test_runs_that_ask_for_gpus_no_worker_offers_are_refused(distributed, tmp_path):
     plan = plan_sweep("synthetic", folds=[0], gammas=[None], depths=[1], **TINY)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as local, \
-            distributed.Client(local) as client:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as local, distributed.Client(local) as client:
         with pytest.raises(cluster.ClusterError, match="no worker .* offers GPU=1.*--resources GPU=1"):
             cluster.run_on_dask(plan, client=client, gpus_per_run=1, out_dir=tmp_path / "runs", progress=False)
