@@ -10,7 +10,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch is pinned to the CPU build 2.13.0 in pyproject.toml (an unpinned torch pulls CUDA)
-	$(PY) -m pip install --quiet -e .
+	# the cluster extra (Dask) too, so that the Dask sweep's tests run rather than skip
+	$(PY) -m pip install --quiet -e ".[cluster]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -62,6 +63,7 @@ benchmark: setup
 	$(PY) -m sierlib.benchmarks encoders
 	$(PY) -m sierlib.benchmarks sweep
 	$(PY) -m sierlib.benchmarks lengths
+	$(PY) -m sierlib.benchmarks cluster
 
 clean-cache:
 	rm -rf cache

@@ -1,4 +1,4 @@
-"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks features|train|encoders|sweep``.
+"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks WHAT``, WHAT one of:
 
 features: extracting MFCCs for each whole corpus from a cold cache with the parallel path
     (joblib, all cores) and with a single-process loop, and loading from a warm cache; medians
@@ -15,6 +15,9 @@ sweep: runs per hour of the papermill sweep runner with 1 and with 2 workers (sa
 lengths: whole Emo-DB runs (default network, 1 block, AL, 30 epochs, fold 0) with ``lengths="padded"``
     and ``lengths="masked"``, taking turns, medians of ``--repeats`` runs each: runs per hour of
     both and the ratio (features loaded once, as a sweep worker does).
+cluster: runs per hour of the same small sweep (synthetic corpus, 8 runs, tiny network, 1 epoch)
+    with the thread pool and on a Dask LocalCluster, 2 workers each, taking turns; medians of
+    ``--repeats`` sweeps and the ratio (needs the ``cluster`` extra).
 """
 from __future__ import annotations
 
@@ -176,13 +179,62 @@ def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: 
     print(f"  masked / padded runs per hour: {rate['masked'] / rate['padded']:.2f}x")
 
 
+def bench_cluster(repeats: int = 3, workers: int = 2) -> None:
+    """The papermill sweep with ``workers`` threads (:func:`sierlib.sweep.run_sweep`) and on a
+    Dask LocalCluster of ``workers`` processes (:func:`sierlib.cluster.run_on_dask`, cluster
+    start and shutdown included), the same 8 short runs each time into a new folder. The runs are
+    tiny (synthetic corpus, 1 epoch, 8 filters) so that what the Dask path adds per run and per
+    sweep is as visible as it can be; the two take turns, so a change in machine load hits both."""
+    from .cluster import run_on_dask
+    from .corpora import load_metadata
+    from .features import extract_features
+    from .sweep import plan_sweep, run_sweep
+    from .synthetic import make_synthetic_corpus
+
+    tiny = dict(n_filters=8, gru_hidden=8, fc_hidden=8, epochs=1, batch_size=8)
+    plan = plan_sweep("synthetic", folds=[0, 1], gammas=[None, 2.5], depths=[1], seeds=[0, 1], **tiny)
+    cache = os.environ.get("SIER_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_synthetic_corpus(f"{tmp}/data", n_speakers=6, n_per_emotion=3, seed=0).parent
+        os.environ["SIER_CACHE"] = f"{tmp}/cache"  # the kernels and the Dask workers inherit it
+        try:
+            extract_features(load_metadata("synthetic", root), n_jobs=1, progress=False)  # both read a warm cache
+            paths = {"thread pool": lambda out, nbs: run_sweep(plan, workers=workers, out_dir=out, notebook_dir=nbs,
+                                                                 data_root=root, device="cpu", progress=False),
+                     "Dask LocalCluster": lambda out, nbs: run_on_dask(plan, cluster=f"local:{workers}", out_dir=out,
+                                                                       notebook_dir=nbs, data_root=root, device="cpu",
+                                                                       progress=False)}
+            print(f"sweep throughput, thread pool against Dask: {len(plan)} runs on the synthetic corpus (1 epoch, "
+                  f"tiny network), {workers} workers, {os.cpu_count()} cores, medians of {repeats} sweeps")
+            times = {label: [] for label in paths}
+            for i in range(repeats):
+                for label, sweep in paths.items():
+                    t = time.perf_counter()
+                    report = sweep(f"{tmp}/{i}-{label}/runs", f"{tmp}/{i}-{label}/nbs")
+                    times[label].append(time.perf_counter() - t)
+                    if report.failed or len(report.finished) != len(plan):
+                        raise RuntimeError(f"{label}: {report}")
+        finally:
+            if cache is None:
+                os.environ.pop("SIER_CACHE")
+            else:
+                os.environ["SIER_CACHE"] = cache
+    rates = {label: 3600 * len(plan) / statistics.median(ts) for label, ts in times.items()}
+    for label, ts in times.items():
+        print(f"  {label:18s} {statistics.median(ts):6.1f} s per sweep, {rates[label]:6.1f} runs/hour "
+              f"(sweeps: {', '.join(f'{t:.1f}' for t in ts)} s)")
+    print(f"  Dask / thread pool runs per hour: {rates['Dask LocalCluster'] / rates['thread pool']:.2f}x")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "train", "encoders", "sweep", "lengths"])
+    ap.add_argument("what", choices=["features", "train", "encoders", "sweep", "lengths", "cluster"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
     ap.add_argument("--data-root", default=None)
     args = ap.parse_args(argv)
+    if args.what == "cluster":  # its own synthetic corpus: --corpora and --data-root do not apply
+        return bench_cluster(args.repeats)
     {"features": bench_features, "train": bench_train, "encoders": bench_encoders, "sweep": bench_sweep,
      "lengths": bench_lengths}[args.what](
         args.corpora, args.repeats, args.data_root)

@@ -35,6 +35,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .cluster import ClusterError, run_on_dask
+from .cluster import add_arguments as add_cluster_arguments
 from .config import DEFAULTS, RunConfig, RunOptions
 from .corpora import CORPORA, REPO_ROOT, corpus_info, corpus_name
 from .records import REFERENCE_RUNS, atomic_write, read_record, record_path, runs_dir
@@ -44,6 +46,7 @@ DEPTHS = (1, 2, 3, 4)
 # Hyperparameter grid of the paper's section 4.2.
 GRID = {"kernel_size": (5, 2), "n_filters": (128, 64), "gru_hidden": (256, 128), "fc_hidden": (128, 64)}
 NOTEBOOK = REPO_ROOT / "notebooks" / "04_train.ipynb"
+NOTEBOOK_DIR = REPO_ROOT / "results" / "notebooks"  # executed notebooks (git-ignored)
 
 
 def plan_sweep(corpus: str, folds=None, gammas=GAMMAS, depths=DEPTHS, grid: bool = False, seeds=(0,),
@@ -83,6 +86,11 @@ class SweepReport:
         return "\n".join(lines)
 
 
+def unfinished(plan: list[RunConfig], out_dir) -> list[RunConfig]:
+    """The runs of ``plan`` without a finished record in ``out_dir``: what a sweep has left to do."""
+    return [c for c in plan if read_record(record_path(c, out_dir)) is None]
+
+
 def notebook_parameters(config: RunConfig, options: RunOptions) -> dict:
     """The parameters 04_train receives: exactly the names of its parameters cell."""
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.__dict__.items()}
@@ -111,14 +119,14 @@ def run_sweep(plan: list[RunConfig], workers: int = 1, out_dir=None, notebook_di
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an int >= 1; got {workers!r}")
     out_dir = runs_dir(out_dir)
-    nb_root = Path(notebook_dir) if notebook_dir is not None else REPO_ROOT / "results" / "notebooks"
+    nb_root = Path(notebook_dir) if notebook_dir is not None else NOTEBOOK_DIR
     if threads_per_worker is None:
         threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
     options = RunOptions(device=device, torch_threads=threads_per_worker,
                          data_root=None if data_root is None else str(data_root), out_dir=str(out_dir),
                          reuse_record=True)
     report = SweepReport(planned=len(plan))
-    todo = [c for c in plan if read_record(record_path(c, out_dir)) is None]
+    todo = unfinished(plan, out_dir)
     report.skipped = len(plan) - len(todo)
     t0 = time.time()
     bar = tqdm(total=len(todo), desc=f"sweep ({workers} worker{'s' * (workers > 1)})", unit="run",
@@ -218,7 +226,7 @@ def run_in_process(plan: list[RunConfig], workers: int = 1, out_dir=None, device
     options = RunOptions(device=device, torch_threads=threads_per_worker,
                          data_root=None if data_root is None else str(data_root), out_dir=str(out_dir))
     report = SweepReport(planned=len(plan))
-    todo = [c for c in plan if read_record(record_path(c, out_dir)) is None]
+    todo = unfinished(plan, out_dir)
     report.skipped = len(plan) - len(todo)
     deadline = None if max_minutes is None else time.time() + 60 * max_minutes
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
@@ -308,6 +316,9 @@ def main(argv=None) -> int:
                     help="other run-config fields for every run, e.g. --set epochs=60 lr=5e-4")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads-per-run", type=int, default=None, metavar="N",
+                    help="torch threads of each run (default: this machine's cores split between the workers; "
+                         "1 on a running Dask scheduler)")
     ap.add_argument("--data-root", default=None)
     where = ap.add_mutually_exclusive_group()
     where.add_argument("--out-dir", default=None, help="records folder (default results/local/runs)")
@@ -319,7 +330,11 @@ def main(argv=None) -> int:
     ap.add_argument("--max-minutes", type=float, default=None, help="with --in-process: start no run after this long")
     ap.add_argument("--bundle", default=None, help="afterwards, pack all records into this .tar.gz")
     ap.add_argument("--dry-run", action="store_true", help="only print what would run")
+    add_cluster_arguments(ap)
     args = ap.parse_args(argv)
+    on_dask = args.cluster is not None or args.scheduler is not None
+    if on_dask and args.in_process:
+        ap.error("--in-process runs in this machine's processes: leave it out with --cluster or --scheduler")
     try:
         plan = plan_sweep(args.corpus, args.folds, args.gammas, args.depths, args.grid, args.seeds, args.encoders,
                           **dict(args.set))
@@ -327,17 +342,26 @@ def main(argv=None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     out_dir = REFERENCE_RUNS if args.reference else runs_dir(args.out_dir)
-    todo = [c for c in plan if read_record(record_path(c, out_dir)) is None]
+    todo = unfinished(plan, out_dir)
     print(f"{len(plan)} runs planned, {len(plan) - len(todo)} already finished in {out_dir}")
     if args.dry_run:
         for c in todo:
             print("  ", c.name)
         return 0
-    if args.in_process:
+    if on_dask:
+        try:
+            report = run_on_dask(plan, cluster=args.cluster, scheduler=args.scheduler, out_dir=out_dir,
+                                 data_root=args.data_root, device=args.device, threads_per_run=args.threads_per_run,
+                                 gpus_per_run=args.gpus_per_run, retries=args.retries)
+        except (ClusterError, ValueError) as exc:
+            ap.error(str(exc))
+    elif args.in_process:
         report = run_in_process(plan, workers=args.workers, out_dir=out_dir, device=args.device, pack=args.pack,
-                                data_root=args.data_root, max_minutes=args.max_minutes)
+                                data_root=args.data_root, threads_per_worker=args.threads_per_run,
+                                max_minutes=args.max_minutes)
     else:
-        report = run_sweep(plan, workers=args.workers, out_dir=out_dir, data_root=args.data_root, device=args.device)
+        report = run_sweep(plan, workers=args.workers, out_dir=out_dir, data_root=args.data_root, device=args.device,
+                           threads_per_worker=args.threads_per_run)
     print(report)
     if args.reference:
         from .results import write_tables
