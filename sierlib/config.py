@@ -194,9 +194,11 @@ class RunConfig:
     @property
     def encoder_sizes(self) -> dict | None:
         """An earlier encoder's own (assumed) sizes, JSON-ready; None for the 2D CNN biGRU."""
-        from .encoders import encoder_sizes
+        if self.encoder == "2dcnn_bigru":
+            return None
+        from .encoders import encoder_sizes  # imports torch: only where needed (naming runs is cheap)
 
-        return None if self.encoder == "2dcnn_bigru" else encoder_sizes(self.encoder)
+        return encoder_sizes(self.encoder)
 
     @property
     def name(self) -> str:

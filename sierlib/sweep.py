@@ -124,7 +124,7 @@ def run_sweep(plan: list[RunConfig], workers: int = 1, out_dir=None, notebook_di
         threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
     options = RunOptions(device=device, torch_threads=threads_per_worker,
                          data_root=None if data_root is None else str(data_root), out_dir=str(out_dir),
-                         reuse_record=True)
+                         reuse_record=False)  # finished runs are skipped above; a reference record must not stand in
     report = SweepReport(planned=len(plan))
     todo = unfinished(plan, out_dir)
     report.skipped = len(plan) - len(todo)

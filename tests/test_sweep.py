@@ -74,6 +74,9 @@ def test_a_failed_run_is_reported_with_its_notebook_and_others_go_on(tmp_path, m
     bad = plan[1].name
 
     def fake_execute(config, options, nb_dir, timeout):
+        # a sweep trains what it planned: a reference record of the same run must not stand in
+        # for a record in this sweep's folder
+        assert options.reuse_record is False
         if config.name == bad:
             raise RuntimeError("CUDA out of memory (simulated)")
         from sierlib.records import write_record
