@@ -198,7 +198,8 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
 def _partner_key(runs: pd.DataFrame) -> pd.Series:
     """A key equal for an AL run and the without-AL run of the same setting and fold."""
     others = [c for c in CONFIG_COLS if c not in ("gamma", "fold")]
-    return runs[others].astype(str).agg("|".join, axis=1)
+    # str of every value, None and NaN included (pandas 3's astype(str) keeps them missing)
+    return runs[others].astype(object).map(str).agg("|".join, axis=1)
 
 
 def al_vs_without(runs: pd.DataFrame, corpus: str) -> pd.DataFrame:
@@ -225,7 +226,7 @@ def _seed_study_runs(runs: pd.DataFrame, depth: int, gamma: float) -> pd.DataFra
     fixed = {k: v for k, v in DEFAULTS.items() if k not in ("corpus", "fold", "seed", "gamma", "n_cnn_layers")}
     mask = (runs.n_cnn_layers == depth) & runs.gamma.isin([gamma_label(gamma), WITHOUT_AL])
     for k, v in fixed.items():
-        mask &= runs[k] == v
+        mask &= runs[k].isna() if v is None else runs[k] == v  # == None is never true
     return runs[mask]
 
 
