@@ -233,8 +233,8 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
 def _partner_key(runs: pd.DataFrame) -> pd.Series:
     """A key equal for an AL run and the without-AL run of the same setting and fold."""
     others = [c for c in CONFIG_COLS if c not in ("gamma", "fold")]
-    # str of every value, None and NaN included (pandas 3's astype(str) keeps them missing)
-    return runs[others].astype(object).map(str).agg("|".join, axis=1)
+    return pd.Series([json.dumps([None if pd.isna(v) else v for v in row], default=str)
+                      for row in runs[others].itertuples(index=False)], index=runs.index, dtype=object)
 
 
 def al_vs_without(runs: pd.DataFrame, corpus: str) -> pd.DataFrame:
