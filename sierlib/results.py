@@ -261,7 +261,7 @@ def _seed_study_runs(runs: pd.DataFrame, depth: int, gamma: float) -> pd.DataFra
     fixed = {k: v for k, v in DEFAULTS.items() if k not in ("corpus", "fold", "seed", "gamma", "n_cnn_layers")}
     mask = (runs.n_cnn_layers == depth) & runs.gamma.isin([gamma_label(gamma), WITHOUT_AL])
     for k, v in fixed.items():
-        mask &= runs[k].isna() if v is None else runs[k] == v  # == None is never true
+        mask &= runs[k].isna() if v is None else runs[k] == v
     return runs[mask]
 
 
