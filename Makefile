@@ -41,7 +41,8 @@ run: setup
 test: setup
 	$(PY) -m pytest -q --nbval
 
-# The tests not marked slow (no training of real networks, no notebook executions): a quick check.
+# The tests not marked slow (no network training, notebook execution, sweep or whole-corpus pass; each
+# under ~5 s): about 1.5 minutes on 2 cores.
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" tests
 

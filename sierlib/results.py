@@ -40,6 +40,9 @@ PAPER_TABLE2 = {  # accuracy %, AL, from the paper's Table 2
     "ravdess": {"tdnn_bilstm": (52.4, 10.9), "1dcnn_gru": (30.5, 4.6), "2dcnn_bigru": (61.2, 8.4)},
 }
 BEST_GAMMA = {"emodb": 3.33, "ravdess": 2.5}  # the paper's best AL setting (1 CNN block) per corpus
+# The cells of Table 1 and the encoders of Table 2 (a corpus outside the paper gets the same ones).
+TABLE1_CELLS = tuple(PAPER_TABLE1["emodb"])
+TABLE2_ENCODERS = tuple(PAPER_TABLE2["emodb"])
 WITHOUT_AL = "without AL"
 CONFIG_COLS = list(DEFAULTS)
 ROW_FIELDS = ["test_accuracy", "test_uar", "test_macro_f1", "val_accuracy", "best_epoch",
@@ -51,6 +54,12 @@ def gamma_label(gamma) -> str:
     if gamma is None or (isinstance(gamma, float) and np.isnan(gamma)) or gamma == WITHOUT_AL:
         return WITHOUT_AL
     return f"{float(gamma):g}"
+
+
+def best_gamma(corpus: str) -> float:
+    """The γ of a corpus's AL rows in Table 2: the paper's best of Table 1, or for a corpus outside
+    the paper (the synthetic corpus, a manifest) the default run's γ."""
+    return BEST_GAMMA.get(corpus, DEFAULTS["gamma"])
 
 
 def gamma_value(label: str) -> float | None:
@@ -128,8 +137,27 @@ def select_on_validation(runs: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
     return runs[runs.setting.isin(best.setting)]
 
 
-def _cell_row(sel: pd.DataFrame, corpus: str) -> dict:
-    row = {"folds": int(sel.fold.nunique()) if len(sel) else 0, "of_folds": corpus_info(corpus).n_folds,
+def n_folds_of(corpus: str, runs_dir=None) -> int | None:
+    """How many folds a corpus has: the registry's count, or for the synthetic corpus (whose size
+    is chosen when it is made) the count its records under ``runs_dir`` imply (a record names the
+    fold's training, validation and test speakers: every speaker, two per fold); None if unknown."""
+    n = corpus_info(corpus).n_folds
+    if n is None:
+        rec = next(iter_records(runs_dir, corpus), None)
+        if rec is not None:
+            n = sum(len(speakers) for speakers in rec["speakers"].values()) // 2
+    return n
+
+
+def _folds_label(folds, of_folds) -> str:
+    """"3/5": folds run of the corpus's folds ("3/?" where the count is unknown)."""
+    known = of_folds is not None and not pd.isna(of_folds)
+    return f"{int(folds)}/{int(of_folds) if known else '?'}"
+
+
+def _cell_row(sel: pd.DataFrame, corpus: str, of_folds: int | None = None) -> dict:
+    of_folds = corpus_info(corpus).n_folds if of_folds is None else of_folds
+    row = {"folds": int(sel.fold.nunique()) if len(sel) else 0, "of_folds": of_folds,
            "acc_mean": np.nan, "acc_std": np.nan, "uar_mean": np.nan, "uar_std": np.nan}
     if len(sel):
         s = summarise(sel.assign(_all=0), ["_all"]).iloc[0]
@@ -137,16 +165,20 @@ def _cell_row(sel: pd.DataFrame, corpus: str) -> dict:
     return row
 
 
-def table1(runs_by_corpus: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def table1(runs_by_corpus: dict[str, pd.DataFrame], n_folds: dict[str, int] | None = None) -> pd.DataFrame:
     """The paper's Table 1 (depth x gamma) from our seed-0 2D CNN biGRU runs (``{corpus: runs
-    frame}``), beside the paper. Cells without runs are kept, with 0 folds and no numbers."""
+    frame}``), beside the paper (NaN for a corpus outside it). Cells without runs are kept, with 0
+    folds and no numbers. ``n_folds`` (``{corpus: count}``) overrides the registry's fold counts."""
     rows = []
     for corpus, runs in runs_by_corpus.items():
         runs = select_on_validation(runs[(runs.encoder == "2dcnn_bigru") & (runs.seed == 0)],
                                     ["n_cnn_layers", "gamma"])
-        for (depth, gamma), (pm, ps) in PAPER_TABLE1[corpus].items():
+        paper = PAPER_TABLE1.get(corpus, {})
+        for depth, gamma in TABLE1_CELLS:
+            pm, ps = paper.get((depth, gamma), (np.nan, np.nan))
             sel = runs[(runs.n_cnn_layers == depth) & (runs.gamma == gamma_label(gamma))]
-            row = {"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma_label(gamma), **_cell_row(sel, corpus),
+            row = {"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma_label(gamma),
+                   **_cell_row(sel, corpus, (n_folds or {}).get(corpus)),
                    "paper_acc_mean": pm, "paper_acc_std": ps}
             if len(sel):
                 size = sel.iloc[0]
@@ -155,19 +187,22 @@ def table1(runs_by_corpus: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def table2(runs_by_corpus: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def table2(runs_by_corpus: dict[str, pd.DataFrame], n_folds: dict[str, int] | None = None) -> pd.DataFrame:
     """The paper's Table 2: each encoder (1 block for the 2D CNN biGRU) with AL at the corpus's
-    best gamma of Table 1 and without AL, seed 0, beside the paper's AL numbers."""
+    best gamma of Table 1 (:func:`best_gamma`) and without AL, seed 0, beside the paper's AL
+    numbers (NaN for a corpus outside the paper). ``n_folds`` as in :func:`table1`."""
     from .model import ENCODERS
 
     rows = []
     for corpus, runs in runs_by_corpus.items():
         runs = select_on_validation(runs[(runs.seed == 0) & (runs.n_cnn_layers == 1)], ["encoder", "gamma"])
-        for encoder, (pm, ps) in PAPER_TABLE2[corpus].items():
-            for gamma in (BEST_GAMMA[corpus], None):
+        paper = PAPER_TABLE2.get(corpus, {})
+        for encoder in TABLE2_ENCODERS:
+            pm, ps = paper.get(encoder, (np.nan, np.nan))
+            for gamma in (best_gamma(corpus), None):
                 sel = runs[(runs.encoder == encoder) & (runs.gamma == gamma_label(gamma))]
                 rows.append({"corpus": corpus, "encoder": ENCODERS[encoder].title, "gamma": gamma_label(gamma),
-                             **_cell_row(sel, corpus),
+                             **_cell_row(sel, corpus, (n_folds or {}).get(corpus)),
                              "paper_acc_mean": pm if gamma is not None else np.nan,
                              "paper_acc_std": ps if gamma is not None else np.nan})
     return pd.DataFrame(rows)
@@ -296,26 +331,29 @@ def markdown_table(df: pd.DataFrame) -> str:
 CORPORA_OF_TABLES = ("emodb", "ravdess")
 
 
-def build_tables(runs_dir=None) -> dict[str, pd.DataFrame]:
-    """Table 1 and Table 2 (with the openSMILE peers) from the records in ``runs_dir`` (default
-    the reference records), as frames with numbers and with formatted "mean ± std" columns."""
+def build_tables(runs_dir=None, corpora=CORPORA_OF_TABLES) -> dict[str, pd.DataFrame]:
+    """Table 1 and Table 2 (with the openSMILE peers) of ``corpora`` from the records in
+    ``runs_dir`` (default the reference records), as frames with numbers and with formatted
+    "mean ± std" columns. A corpus without records gets every cell, each "missing"."""
     from .classical import classical_table
 
-    runs = {corpus: load_runs(runs_dir, corpus) for corpus in CORPORA_OF_TABLES}
-    t1 = table1(runs)
+    runs = {corpus: load_runs(runs_dir, corpus) for corpus in corpora}
+    n_folds = {corpus: n_folds_of(corpus, runs_dir) for corpus in corpora}
+    t1 = table1(runs, n_folds)
     t1_show = t1.assign(
-        folds=[f"{f}/{n}" for f, n in zip(t1.folds, t1.of_folds)],
+        folds=[_folds_label(f, n) for f, n in zip(t1.folds, t1.of_folds)],
         ours=[fmt(m, s) if f else "missing" for m, s, f in zip(t1.acc_mean, t1.acc_std, t1.folds)],
         our_UAR=[fmt(m, s) if f else "missing" for m, s, f in zip(t1.uar_mean, t1.uar_std, t1.folds)],
-        paper=[fmt(m, s) for m, s in zip(t1.paper_acc_mean, t1.paper_acc_std)])
-    t2 = table2(runs).assign(method="AL network")
+        paper=[fmt(m, s) if not pd.isna(m) else "" for m, s in zip(t1.paper_acc_mean, t1.paper_acc_std)])
+    t2 = table2(runs, n_folds).assign(method="AL network")
     ct = classical_table()
+    ct = ct[ct.corpus.isin(list(corpora))]
     if len(ct):
         ct = ct.assign(method="openSMILE + SVM", encoder=ct.feature_set + " functionals, " + ct.kernel + " SVM",
                        gamma="", of_folds=[corpus_info(c).n_folds for c in ct.corpus])
         t2 = pd.concat([t2, ct], ignore_index=True)
     t2_show = t2.assign(
-        folds=[f"{int(f)}/{int(n)}" for f, n in zip(t2.folds, t2.of_folds)],
+        folds=[_folds_label(f, n) for f, n in zip(t2.folds, t2.of_folds)],
         ours=[fmt(m, s) if f else "missing" for m, s, f in zip(t2.acc_mean, t2.acc_std, t2.folds)],
         our_UAR=[fmt(m, s) if f else "missing" for m, s, f in zip(t2.uar_mean, t2.uar_std, t2.folds)],
         paper=[fmt(m, s) if not pd.isna(m) else "" for m, s in zip(t2.paper_acc_mean, t2.paper_acc_std)])

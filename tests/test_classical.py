@@ -178,6 +178,7 @@ def test_cli_table_only(tmp_path, capsys):
     assert "mean ± std over folds" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_command_line_runs_a_fold_with_parallel_extraction(tmp_path):
     """``python -m sierlib.classical`` with joblib workers (the module runs as __main__ there)."""
     import subprocess

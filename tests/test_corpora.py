@@ -443,6 +443,7 @@ def test_sounding_span_follows_librosa_trim(synthetic_meta):
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_real_recordings_pass_the_audio_check(emodb_meta, ravdess_meta):
     """Every real recording keeps well over MIN_SPEECH_S of sound (the check's false alarms)."""
     check_recordings(emodb_meta, progress=False)

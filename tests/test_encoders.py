@@ -97,6 +97,7 @@ def test_feature_params_of_both_kinds():
     assert RunConfig(encoder="1dcnn_gru").feature_params == check_feature_params(kind="fbank_energy_pitch")
 
 
+@pytest.mark.slow  # its fixture extracts pitch from the whole synthetic corpus: about 10 s
 def test_fbank_energy_pitch_features(synthetic_root, synthetic_meta, synthetic_feats, fbank_feats, synthetic_cache):
     f = fbank_feats
     assert f.X.shape == (len(synthetic_meta), 42, synthetic_feats.X.shape[2])  # same frames as the MFCCs
@@ -125,6 +126,7 @@ def test_fbank_energy_pitch_features(synthetic_root, synthetic_meta, synthetic_f
 
 
 @pytest.mark.parametrize("encoder", ["tdnn_bilstm", "1dcnn_gru"])
+@pytest.mark.slow
 def test_two_epoch_run_records_encoder_and_features(encoder, synthetic_meta, synthetic_feats, fbank_feats, tmp_path):
     feats = fbank_feats if encoder == "1dcnn_gru" else synthetic_feats
     config = RunConfig(corpus="synthetic", gamma=2.5, encoder=encoder, fc_hidden=8, epochs=2, batch_size=8)
@@ -141,6 +143,7 @@ def test_two_epoch_run_records_encoder_and_features(encoder, synthetic_meta, syn
         run(config, meta=synthetic_meta, feats=other, save=False, progress=False)
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_on_cpu(synthetic_meta, fbank_feats):
     config = RunConfig(corpus="synthetic", fold=1, gamma=2.5, seed=3, encoder="1dcnn_gru", fc_hidden=8, epochs=2,
                        batch_size=8)

@@ -57,6 +57,7 @@ def test_features_shape_padding_and_cache(synthetic_meta, synthetic_feats, synth
     assert not other.from_cache and other.X.shape[1] == 13
 
 
+@pytest.mark.slow
 def test_parallel_path_matches_the_single_process_loop(synthetic_meta, synthetic_feats):
     sub = synthetic_meta.iloc[:12]
     serial = extract_features(sub, use_cache=False, n_jobs=1, progress=False)
@@ -101,6 +102,7 @@ assert np.isfinite(librosa.yin(noise, fmin=60, fmax=400, sr=sr)).all()
 """
 
 
+@pytest.mark.slow
 def test_parallel_extraction_on_a_fresh_numba_cache_leaves_it_sound(synthetic_root, tmp_path):
     """The workers only read librosa's numba cache (the parent filled it), and a new process then
     runs localmin and yin from that cache without crashing and with the right results.
@@ -194,7 +196,9 @@ def _nan(y):
 
 @pytest.mark.parametrize("damage, match, n_jobs", [(_nan, "non-finite", 1), (_silence, "digitally silent", 1),
                                                    (_burst, "holds only 0.1. s of sound", 1),
-                                                   (_silence, "digitally silent", 2)])
+                                                   # starts worker processes: about 10 s
+                                                   pytest.param(_silence, "digitally silent", 2,
+                                                                marks=pytest.mark.slow)])
 def test_audio_that_cannot_carry_emotion_stops_extraction(synthetic_root, tmp_path, damage, match, n_jobs):
     """A CorpusError naming the file and the fix, in this process or from a worker, and no cache
     entry; before, a NaN at 22050 Hz was trimmed to nothing and silence became features."""
@@ -220,6 +224,7 @@ def test_standardiser_uses_only_the_data_it_is_given():
 
 
 @pytest.mark.real
+@pytest.mark.slow
 def test_real_emodb_features(emodb_meta):
     f = extract_features(emodb_meta, progress=False)
     assert f.X.shape[:2] == (535, 20)

@@ -10,6 +10,8 @@ REPO = Path(__file__).resolve().parent.parent
 NB04 = REPO / "notebooks" / "04_train.ipynb"
 TINY = dict(n_filters=8, gru_hidden=8, fc_hidden=8, batch_size=8)
 
+pytestmark = pytest.mark.slow  # every test here starts a kernel and executes the notebook
+
 
 def execute(tmp_path, **parameters):
     out = tmp_path / "out.ipynb"

@@ -19,6 +19,7 @@ def test_probe_finds_speaker_information_only_where_it_is():
     assert speaker_probe(informative, speakers) > 0.9
 
 
+@pytest.mark.slow
 def test_probe_run_loads_the_checkpoint_of_a_run(synthetic_meta, synthetic_feats, tmp_path):
     config = RunConfig(corpus="synthetic", fold=0, gamma=2.5, **TINY)
     rec = run(config, RunOptions(device="cpu"), meta=synthetic_meta, feats=synthetic_feats, save=False,
@@ -33,6 +34,7 @@ def test_probe_run_loads_the_checkpoint_of_a_run(synthetic_meta, synthetic_feats
 
 
 @pytest.mark.parametrize("encoder", ["tdnn_bilstm", "1dcnn_gru"])
+@pytest.mark.slow
 def test_probe_runs_on_an_earlier_encoder_without_checkpoint(encoder, synthetic_meta, tmp_path, synthetic_cache):
     """The retraining path builds the encoder from the config (it used to crash on encoder_sizes)."""
     from sierlib.features import extract_features

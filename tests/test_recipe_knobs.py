@@ -21,6 +21,7 @@ def train(meta, feats, **kw):
                                    dict(time_masks=2, freq_masks=1, mixup_alpha=0.4, lengths="masked"),
                                    dict(selection="swa", swa_epochs=2), dict(selection="ema", n_cnn_layers=3,
                                                                               lengths="masked", conv_stride=1)])
+@pytest.mark.slow
 def test_each_knob_trains_records_all_selections_and_reproduces(knobs, synthetic_meta, synthetic_feats):
     a = train(synthetic_meta, synthetic_feats, **knobs)
     assert set(a["selections"]) == {"best_val", "swa", "ema"}
@@ -32,6 +33,7 @@ def test_each_knob_trains_records_all_selections_and_reproduces(knobs, synthetic
     assert a["curves"] == b["curves"] and a["selections"] == b["selections"]
 
 
+@pytest.mark.slow
 def test_the_defaults_train_exactly_as_before(synthetic_meta, synthetic_feats):
     """The paper-literal path is untouched by the knobs: best_val equals the epoch the curves pick."""
     rec = train(synthetic_meta, synthetic_feats)

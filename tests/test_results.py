@@ -145,3 +145,29 @@ def test_runs_csv_round_trip(tmp_path):
     back = load_runs_csv("emodb", tmp_path)
     assert len(back) == len(written) == 6 and set(back.gamma) == {"without AL", "2.5"}
     assert back.setting.nunique() == 2
+
+
+def test_tables_of_a_corpus_outside_the_paper_and_of_a_corpus_without_runs(tmp_path):
+    """05 and 06 on the synthetic corpus: its cells are filled from its records (its fold count
+    from a record's speakers), with no paper numbers; a corpus without records is all missing."""
+    from sierlib.records import write_record
+    from sierlib.results import build_tables, n_folds_of
+
+    speakers = {"train": ["23", "24"], "val": ["25", "26"], "test": ["21", "22"]}  # 6 speakers: 3 folds
+    for f, acc in [(0, 0.5), (1, 0.6)]:
+        write_record({**run(f, 3.33, acc, corpus="synthetic"), "speakers": speakers}, tmp_path)
+    assert n_folds_of("synthetic", tmp_path) == 3 and n_folds_of("synthetic", tmp_path / "none") is None
+    t = build_tables(tmp_path, corpora=("emodb", "synthetic"))
+    t1 = t["table1_show"]
+    assert set(t1.corpus) == {"emodb", "synthetic"} and len(t1) == 2 * len(PAPER_TABLE1["emodb"])
+    cell = t1[(t1.corpus == "synthetic") & (t1.n_cnn_layers == 1) & (t1.gamma == "3.33")].iloc[0]
+    assert cell.folds == "2/3" and cell.acc_mean == pytest.approx(55.0) and cell.ours == "55.0 ± 7.1"
+    assert cell.paper == "" and np.isnan(cell.paper_acc_mean)
+    emodb = t1[t1.corpus == "emodb"]
+    assert (emodb.ours == "missing").all() and (emodb.folds == "0/5").all() and (emodb.paper != "").all()
+    t2 = t["table2_show"]
+    assert "ravdess" not in set(t2.corpus)  # nor its openSMILE rows
+    al = t2[(t2.corpus == "synthetic") & (t2.encoder.str.startswith("2D")) & (t2.gamma == "3.33")].iloc[0]
+    assert al.folds == "2/3" and al.ours == "55.0 ± 7.1" and al.paper == ""
+    empty = build_tables(tmp_path / "none", corpora=("synthetic",))
+    assert (empty["table1_show"].folds == "0/?").all() and (empty["table2_show"].ours == "missing").all()

@@ -33,6 +33,7 @@ def test_plan_covers_every_combination_once():
     assert {c.epochs for c in plan_sweep("emodb", folds=[0], gammas=[None], depths=[1], epochs=60)} == {60}
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_finishes_the_rest_without_losing_or_duplicating(synthetic_root, synthetic_cache, tmp_path,
                                                                            monkeypatch, capfd):
     monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
@@ -118,6 +119,7 @@ def test_sweep_cli_sets_any_config_field_and_refuses_unknown_ones(capsys):
     assert "stride" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_in_process_sweep_from_a_pack_gives_the_same_records(synthetic_root, synthetic_cache, tmp_path, monkeypatch):
     """The GPU path: worker processes that keep the features in memory, reading a pack instead of
     the audio, write the same finished records (names, resumability) as the notebook path."""

@@ -17,6 +17,7 @@ def run(meta, feats, tmp_path, save=True, device="auto", **kw):
                       progress=False, save=save)
 
 
+@pytest.mark.slow
 def test_a_run_writes_a_complete_record(synthetic_meta, synthetic_feats, tmp_path):
     rec = run(synthetic_meta, synthetic_feats, tmp_path)
     path = tmp_path / "synthetic" / f"{rec['name']}.json"
@@ -36,6 +37,7 @@ def test_a_run_writes_a_complete_record(synthetic_meta, synthetic_feats, tmp_pat
     assert [f.name for f in path.parent.iterdir()] == [path.name]  # no temporary files left
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_on_cpu(synthetic_meta, synthetic_feats, tmp_path):
     a = run(synthetic_meta, synthetic_feats, tmp_path, seed=3, save=False, device="cpu")
     b = run(synthetic_meta, synthetic_feats, tmp_path, seed=3, save=False, device="cpu")
@@ -44,6 +46,7 @@ def test_same_seed_same_metrics_on_cpu(synthetic_meta, synthetic_feats, tmp_path
     assert c["curves"] != a["curves"]
 
 
+@pytest.mark.slow
 def test_without_al_and_speaker_accuracy(synthetic_meta, synthetic_feats, tmp_path):
     rec = run(synthetic_meta, synthetic_feats, tmp_path, gamma=None, save=False)
     assert rec["train_speaker_accuracy_final"] is None and "train_speaker_loss" not in rec["curves"][0]
@@ -52,6 +55,7 @@ def test_without_al_and_speaker_accuracy(synthetic_meta, synthetic_feats, tmp_pa
     assert 0.0 <= rec["train_speaker_accuracy_final"] <= 1.0
 
 
+@pytest.mark.slow
 def test_a_crashed_write_leaves_no_finished_record(synthetic_meta, synthetic_feats, tmp_path, monkeypatch):
     def crash(obj, f, **kw):
         f.write('{"status": "finished", "test_acc')

@@ -1,0 +1,236 @@
+"""Every numbered notebook executed through papermill on the synthetic corpus, with tiny
+parameters, and the values it prints checked against the corpus and the records (the pyhf way of
+testing notebooks). They run where the real corpora are absent; `pytest --nbval` still compares
+the committed outputs on the real corpora.
+
+Each test gives the notebook explicit parameters, executes it into ``tmp_path`` and reads its
+outputs back. Features go to a temporary cache and records to temporary folders: nothing in the
+repository is written (checked with ``git status`` around each test)."""
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import papermill as pm
+import pytest
+
+from sierlib.config import RunConfig, RunOptions
+from sierlib.corpora import PRETTY
+from sierlib.experiments import run
+from sierlib.folds import fold_speakers, make_folds, n_folds, split_metadata
+from sierlib.model import ENCODERS
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+# a tiny network that still learns a little in 2 epochs, so runs differ from one another
+TINY = dict(n_filters=8, gru_hidden=8, fc_hidden=8, batch_size=8, epochs=2, lr=0.01)
+SYNTHETIC = PRETTY["synthetic"]
+CNN2D = re.escape(ENCODERS["2dcnn_bigru"].title)
+
+
+def git_status() -> str | None:
+    """What git says has changed under results/ and notebooks/ (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", "results", "notebooks"],
+                             cwd=REPO, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+@pytest.fixture(autouse=True)
+def writes_nothing_in_the_repository(synthetic_cache, monkeypatch):
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))  # the synthetic features' cache, not cache/
+    before = git_status()
+    yield
+    assert git_status() == before
+
+
+def execute(name: str, tmp_path: Path, **parameters):
+    out = tmp_path / name
+    pm.execute_notebook(str(REPO / "notebooks" / name), str(out), parameters=parameters, cwd=str(REPO),
+                        progress_bar=False, kernel_name="python3", start_timeout=300)
+    return nbformat.read(out, 4)
+
+
+def code_cell(nb, source: str):
+    """The one code cell whose source holds ``source``."""
+    cells = [c for c in nb.cells if c.cell_type == "code" and source in c.source]
+    assert len(cells) == 1, f"{len(cells)} code cells hold {source!r}"
+    return cells[0]
+
+
+def cell_text(nb, source: str) -> str:
+    """What that cell printed and displayed as text (printed text as it came, however the kernel
+    split it into stream outputs; each displayed value on lines of its own)."""
+    parts = []
+    for o in code_cell(nb, source).outputs:
+        if o.output_type == "stream":
+            parts.append(o.text)
+        else:
+            parts.append(o.get("data", {}).get("text/plain", "") + "\n")
+    return "".join(parts)
+
+
+def count_outputs(nb, source: str, mime: str) -> int:
+    """How many outputs of that cell carry ``mime`` (image/png: a figure; text/html: e.g. a player)."""
+    return sum(mime in o.get("data", {}) for o in code_cell(nb, source).outputs)
+
+
+def fmt(values) -> str:
+    """Mean ± sample std of accuracies in %, as the tables print them."""
+    values = 100 * np.asarray(values)
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# 01-04: the corpus itself
+
+
+def test_01_explores_the_synthetic_corpus(synthetic_root, synthetic_meta, tmp_path):
+    m = synthetic_meta
+    nb = execute("01_data_exploration.ipynb", tmp_path, corpora=["synthetic"], data_root=str(synthetic_root),
+                 examples={"synthetic": ["21a01Wa", "22a01Ta"]}, n_jobs=1)
+    assert f"corpora found under {synthetic_root}: ['synthetic']" in cell_text(nb, "corpora found under")
+    overview = cell_text(nb, "overview = pd.DataFrame(")
+    assert re.search(rf"^utterances\s+{len(m)}$", overview, re.M)
+    assert re.search(rf"^speakers\s+{m.speaker.nunique()}$", overview, re.M)
+    assert re.search(rf"^male speakers\s+{(m.drop_duplicates('speaker').gender == 'male').sum()}$", overview, re.M)
+    assert re.search(rf"^emotions\s+{m.emotion.nunique()}$", overview, re.M)
+    per_cell = m.groupby(["speaker", "emotion"]).size()
+    assert (f"{SYNTHETIC}: {per_cell.min()} to {per_cell.max()} utterances per speaker and emotion; "
+            f"{m.speaker.nunique() * m.emotion.nunique() - len(per_cell)} empty cells") in cell_text(nb, "counts = {}")
+    assert re.search(rf"{re.escape(SYNTHETIC)}: \d+ of {len(m)} files have no silence before the speech",
+                     cell_text(nb, "silence_margins("))
+    # the two examples, each a figure and a player
+    assert count_outputs(nb, "show_example(CORPORA[0], utterance)", "image/png") == 2
+    assert count_outputs(nb, "show_example(CORPORA[0], utterance)", "text/html") == 2
+    assert code_cell(nb, "show_example(c, utterance)").outputs == []  # one corpus: no second set
+    # the browser starts on an utterance of the speaker and emotion its dropdowns show
+    shown = re.search(r"showing synthetic (\S+) of (\d+) utterances of speaker (\S+) with emotion (\S+)",
+                      cell_text(nb, "UtteranceBrowser("))
+    utterance, n, speaker, emotion = shown.groups()
+    same = m[(m.speaker == speaker) & (m.emotion == emotion)]
+    assert utterance in set(same.utterance) and int(n) == len(same)
+
+
+def test_02_preprocesses_the_synthetic_corpus(synthetic_root, synthetic_meta, synthetic_feats, tmp_path):
+    m = synthetic_meta
+    nb = execute("02_preprocessing.ipynb", tmp_path, corpus="synthetic", corpora=[], data_root=str(synthetic_root),
+                 n_jobs=1)
+    assert f"{SYNTHETIC}: {len(m)} utterances from {m.speaker.nunique()} speakers" in cell_text(nb, "metas = {")
+    # the features the notebook caches are those the library extracts
+    extraction = cell_text(nb, "feats = extract_features(")
+    assert f"X {synthetic_feats.X.shape} float32 = (utterances, coefficients, frames)" in extraction
+    assert "present = True" in extraction
+    folds = make_folds(m)
+    printed = re.findall(r"fold +(\d+): test (\d+) (\d+), val (\d+) (\d+)", cell_text(nb, "fold_grid(fl)"))
+    assert len(printed) == n_folds(folds) == m.speaker.nunique() // 2
+    for k, *speakers in printed:
+        roles = fold_speakers(folds, int(k))
+        assert speakers == roles["test"] + roles["val"]
+    counts = cell_text(nb, "split_metadata(meta, folds[corpus], k)")
+    for role in ("train", "val", "test"):
+        expected = [len(split_metadata(m, folds, k)[role]) for k in range(n_folds(folds))]
+        assert re.search(rf"^{role}\s+" + r"\s+".join(map(str, expected)) + "$", counts, re.M), role
+
+
+def test_03_shows_padded_and_masked_inputs_of_the_synthetic_corpus(synthetic_root, synthetic_feats, tmp_path):
+    nb = execute("03_model.ipynb", tmp_path, corpus="synthetic", data_root=str(synthetic_root))
+    assert len(re.findall(r"--- \d CNN block\(s\): [\d,]+ parameters ---", cell_text(nb, "layer_table("))) == 4
+    inputs = re.search(r"(\d+) speech frames of (\d+) .*padded (\S+), masked (\S+)$",
+                       cell_text(nb, "fold_data(meta, feats, 0, masked=True)"))
+    n, frames, _, masked = inputs.groups()
+    assert int(frames) == synthetic_feats.X.shape[-1] and 0 < int(n) <= int(frames)
+    assert float(masked) == 0.0  # a masked input is zero in its padding
+    reversal = cell_text(nb, "gradient_reversal(z, lam)")
+    lo, hi = map(float, re.search(r"min (\S+), max (\S+)", reversal).groups())
+    assert lo == pytest.approx(-0.4, abs=1e-3) and hi == pytest.approx(-0.4, abs=1e-3)
+    assert "speaker classifier gradient unchanged: True" in reversal
+
+
+def test_04_trains_without_al_and_shows_the_record(synthetic_root, synthetic_meta, tmp_path):
+    nb = execute("04_train.ipynb", tmp_path, corpus="synthetic", fold=2, gamma=None, data_root=str(synthetic_root),
+                 out_dir=str(tmp_path / "runs"), **TINY)
+    [path] = (tmp_path / "runs" / "synthetic").glob("*.json")
+    rec = json.loads(path.read_text())
+    assert rec["config"]["gamma"] is None and rec["config"]["fold"] == 2 and len(rec["curves"]) == TINY["epochs"]
+    assert rec["speakers"]["test"] == fold_speakers(make_folds(synthetic_meta), 2)["test"]
+    assert f"Trained and wrote {path.name}" in cell_text(nb, "record = run(config, options)")
+    assert "NOTE: synthetic corpus" in cell_text(nb, "record = run(config, options)")
+    metrics = cell_text(nb, "metrics_table(record)")
+    assert re.search(rf"^test accuracy \(WA\) %\s+{round(100 * rec['test_accuracy'], 1)}$", metrics, re.M)
+    assert re.search(rf"^test speakers\s+{', '.join(rec['speakers']['test'])}$", metrics, re.M)
+    assert count_outputs(nb, "plot_curves(record)", "image/png") == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# 05-06: tables from records: tiny synthetic runs, and Emo-DB without any
+
+
+@pytest.fixture(scope="module")
+def synthetic_runs(tmp_path_factory, synthetic_meta, synthetic_feats):
+    """A folder of records: the tiny network with AL (γ 3.33) and without, on every fold."""
+    out = tmp_path_factory.mktemp("runs")
+    options = RunOptions(out_dir=str(out), torch_threads=1)
+    records = [run(RunConfig(corpus="synthetic", fold=fold, gamma=gamma, **TINY), options, meta=synthetic_meta,
+                   feats=synthetic_feats, progress=False)
+               for gamma in (3.33, None) for fold in range(n_folds(make_folds(synthetic_meta)))]
+    return out, records
+
+
+def by_setting(records) -> dict:
+    """{"3.33" or "without AL": the records of that setting, in fold order}."""
+    out = {}
+    for rec in sorted(records, key=lambda r: r["config"]["fold"]):
+        out.setdefault("without AL" if rec["config"]["gamma"] is None else str(rec["config"]["gamma"]), []).append(rec)
+    return out
+
+
+def test_05_tables_from_synthetic_records_and_emodb_missing(synthetic_runs, synthetic_meta, tmp_path):
+    runs_dir, records = synthetic_runs
+    folds = n_folds(make_folds(synthetic_meta))
+    nb = execute("05_ablations.ipynb", tmp_path, runs_dir=str(runs_dir), corpora=["synthetic", "emodb"])
+    assert f"synthetic: {len(records)} finished runs\nemodb: 0 finished runs" in cell_text(nb, "finished runs")
+    table = cell_text(nb, "wide.reindex(")
+    settings = by_setting(records)
+    for recs in settings.values():
+        assert fmt([r["test_accuracy"] for r in recs]) in table
+        assert fmt([r["test_uar"] for r in recs]) in table
+    assert f"{folds}/{folds}" in table and "0/5" in table and "missing" in table
+    assert count_outputs(nb, "sns.heatmap(data", "image/png") == 1
+    # AL against without AL, paired over the folds
+    diffs = [100 * (a["test_accuracy"] - b["test_accuracy"]) for a, b in zip(settings["3.33"], settings["without AL"])]
+    [row] = re.findall(r"synthetic\s+1\s+3\.33\s+(\d+)\s+(\S+)\s+(\d+)\s+(\d+)", cell_text(nb, "al_vs_without(r, c)"))
+    assert int(row[0]) == folds and float(row[1]) == pytest.approx(np.mean(diffs), abs=1e-3)
+    assert (int(row[2]), int(row[3])) == (sum(d > 0 for d in diffs), sum(d < 0 for d in diffs))
+    # the seed study takes only the default network's runs: none of these tiny ones
+    seeds = cell_text(nb, "seed_spread(runs[seed_corpus]")
+    assert "Seeds still missing" in seeds and "Empty DataFrame" in seeds
+
+
+def test_06_comparison_from_synthetic_records_and_emodb_missing(synthetic_runs, synthetic_meta, tmp_path):
+    runs_dir, records = synthetic_runs
+    folds = n_folds(make_folds(synthetic_meta))
+    nb = execute("06_comparison.ipynb", tmp_path, runs_dir=str(runs_dir), corpora=["synthetic", "emodb"])
+    table = cell_text(nb, 'tables["table2_show"]')
+    settings = by_setting(records)
+    for gamma, recs in settings.items():
+        assert re.search(rf"synthetic\s+AL network\s+{CNN2D}\s+{gamma}\s+{folds}/{folds}\s+"
+                         rf"{re.escape(fmt([r['test_accuracy'] for r in recs]))}", table), gamma
+    assert re.search(rf"synthetic\s+AL network\s+TDNN.*\s0/{folds}\s+missing", table)
+    assert re.search(rf"emodb\s+AL network\s+{CNN2D}\s+3.33\s+0/5\s+missing", table)
+    assert "ravdess" not in table
+    assert count_outputs(nb, "sns.pointplot(", "image/png") == 1
+    # the confusion matrix of the setting with the best validation accuracy over every fold
+    chosen = re.search(r"chosen on validation: 2dcnn_bigru, depth 1, gamma (.+?) "
+                       r"\(validation ([\d.]+) %, test ([\d.]+) %\)", cell_text(nb, "best_setting_on_validation("))
+    gamma, val, test = chosen.groups()
+    val_means = {g: 100 * np.mean([r["val_accuracy"] for r in recs]) for g, recs in settings.items()}
+    assert float(val) == pytest.approx(val_means[gamma], abs=0.05)
+    assert float(val) == pytest.approx(max(val_means.values()), abs=0.05)
+    assert float(test) == pytest.approx(100 * np.mean([r["test_accuracy"] for r in settings[gamma]]), abs=0.05)
+    assert count_outputs(nb, "best_setting_on_validation(", "image/png") == 1
