@@ -156,74 +156,32 @@ def bench_sweep(corpora=("emodb",), repeats: int = 4, data_root=None, epochs: in
     print(f"  2 workers / 1 worker: {rates[2] / rates[1]:.2f}x")
 
 
-def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: int = 30) -> None:
+def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: int = 30, threads: int = 1) -> None:
     from .config import RunConfig, RunOptions
     from .experiments import load_corpus_features, run
 
     corpus = corpora[0]
     base = RunConfig(corpus=corpus, epochs=epochs)
     meta, feats = load_corpus_features(base, data_root, progress=False)
-    print(f"whole runs on {corpus} fold 0 (default network, AL gamma {base.gamma}, {epochs} epochs), "
-          f"{torch.get_num_threads()} CPU threads, padded and masked taking turns, {repeats} runs each")
-    times = {"padded": [], "masked": []}
+    print(f"whole runs on {corpus} fold 0 (default network, AL gamma {base.gamma}, {epochs} epochs), {threads} CPU "
+          f"thread(s) as a sweep worker on 2 cores, padded and masked taking turns, {repeats} runs each; wall time "
+          f"and this process's CPU time (less sensitive to other jobs on a shared machine)")
+    times = {"padded": ([], []), "masked": ([], [])}
     for _ in range(repeats):
-        for lengths in times:
-            t = time.perf_counter()
-            run(base.replace(lengths=lengths), RunOptions(device="cpu"), meta=meta, feats=feats, save=False,
-                progress=False)
-            times[lengths].append(time.perf_counter() - t)
-    rate = {k: 3600 / statistics.median(v) for k, v in times.items()}
-    for k, v in times.items():
-        print(f"  {k:6s}: median {statistics.median(v):6.1f} s per run = {rate[k]:5.1f} runs/hour "
-              f"(runs: {', '.join(f'{t:.1f}' for t in v)})")
-    print(f"  masked / padded runs per hour: {rate['masked'] / rate['padded']:.2f}x")
-
-
-def bench_cluster(repeats: int = 3, workers: int = 2) -> None:
-    """The papermill sweep with ``workers`` threads (:func:`sierlib.sweep.run_sweep`) and on a
-    Dask LocalCluster of ``workers`` processes (:func:`sierlib.cluster.run_on_dask`, cluster
-    start and shutdown included), the same 8 short runs each time into a new folder. The runs are
-    tiny (synthetic corpus, 1 epoch, 8 filters) so that what the Dask path adds per run and per
-    sweep is as visible as it can be; the two take turns, so a change in machine load hits both."""
-    from .cluster import run_on_dask
-    from .corpora import load_metadata
-    from .features import extract_features
-    from .sweep import plan_sweep, run_sweep
-    from .synthetic import make_synthetic_corpus
-
-    tiny = dict(n_filters=8, gru_hidden=8, fc_hidden=8, epochs=1, batch_size=8)
-    plan = plan_sweep("synthetic", folds=[0, 1], gammas=[None, 2.5], depths=[1], seeds=[0, 1], **tiny)
-    cache = os.environ.get("SIER_CACHE")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = make_synthetic_corpus(f"{tmp}/data", n_speakers=6, n_per_emotion=3, seed=0).parent
-        os.environ["SIER_CACHE"] = f"{tmp}/cache"  # the kernels and the Dask workers inherit it
-        try:
-            extract_features(load_metadata("synthetic", root), n_jobs=1, progress=False)  # both read a warm cache
-            paths = {"thread pool": lambda out, nbs: run_sweep(plan, workers=workers, out_dir=out, notebook_dir=nbs,
-                                                                 data_root=root, device="cpu", progress=False),
-                     "Dask LocalCluster": lambda out, nbs: run_on_dask(plan, cluster=f"local:{workers}", out_dir=out,
-                                                                       notebook_dir=nbs, data_root=root, device="cpu",
-                                                                       progress=False)}
-            print(f"sweep throughput, thread pool against Dask: {len(plan)} runs on the synthetic corpus (1 epoch, "
-                  f"tiny network), {workers} workers, {os.cpu_count()} cores, medians of {repeats} sweeps")
-            times = {label: [] for label in paths}
-            for i in range(repeats):
-                for label, sweep in paths.items():
-                    t = time.perf_counter()
-                    report = sweep(f"{tmp}/{i}-{label}/runs", f"{tmp}/{i}-{label}/nbs")
-                    times[label].append(time.perf_counter() - t)
-                    if report.failed or len(report.finished) != len(plan):
-                        raise RuntimeError(f"{label}: {report}")
-        finally:
-            if cache is None:
-                os.environ.pop("SIER_CACHE")
-            else:
-                os.environ["SIER_CACHE"] = cache
-    rates = {label: 3600 * len(plan) / statistics.median(ts) for label, ts in times.items()}
-    for label, ts in times.items():
-        print(f"  {label:18s} {statistics.median(ts):6.1f} s per sweep, {rates[label]:6.1f} runs/hour "
-              f"(sweeps: {', '.join(f'{t:.1f}' for t in ts)} s)")
-    print(f"  Dask / thread pool runs per hour: {rates['Dask LocalCluster'] / rates['thread pool']:.2f}x")
+        for lengths, (wall, cpu) in times.items():
+            t, c = time.perf_counter(), time.process_time()
+            run(base.replace(lengths=lengths), RunOptions(device="cpu", torch_threads=threads), meta=meta,
+                feats=feats, save=False, progress=False)
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    rate = {k: 3600 / statistics.median(w) for k, (w, _) in times.items()}
+    for k, (wall, cpu) in times.items():
+        print(f"  {k:6s}: median {statistics.median(wall):6.1f} s wall = {rate[k]:5.1f} runs/hour; "
+              f"CPU {statistics.median(cpu):6.1f} s (wall: {', '.join(f'{t:.1f}' for t in wall)}; "
+              f"CPU: {', '.join(f'{t:.1f}' for t in cpu)})")
+    cpu_ratio = statistics.median(times["padded"][1]) / statistics.median(times["masked"][1])
+    print(f"  masked / padded runs per hour: {rate['masked'] / rate['padded']:.2f}x by wall time, "
+          f"{cpu_ratio:.2f}x by CPU time")
 
 
 def main(argv=None) -> None:
@@ -232,12 +190,13 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--epochs", type=int, default=None, help="lengths: epochs per run (default 30)")
     args = ap.parse_args(argv)
     if args.what == "cluster":  # its own synthetic corpus: --corpora and --data-root do not apply
         return bench_cluster(args.repeats)
     {"features": bench_features, "train": bench_train, "encoders": bench_encoders, "sweep": bench_sweep,
      "lengths": bench_lengths}[args.what](
-        args.corpora, args.repeats, args.data_root)
+        args.corpora, args.repeats, args.data_root, **({"epochs": args.epochs} if args.epochs else {}))
 
 
 if __name__ == "__main__":
