@@ -168,6 +168,12 @@ class RunConfig:
         n_folds = corpus_info(self.corpus).n_folds
         if n_folds is not None and self.fold >= n_folds:
             raise ValueError(f"fold must be an int in 0..{n_folds - 1} for {self.corpus}; got {self.fold!r}")
+        # a knob that changes nothing in this run must stay at its default: one network, one name
+        for knob, active in (("warmup_epochs", self.lr_schedule == "cosine"), ("time_mask_frames", self.time_masks > 0),
+                             ("freq_mask_rows", self.freq_masks > 0)):
+            if not active and getattr(self, knob) != DEFAULTS[knob]:
+                raise ValueError(f"{knob}={getattr(self, knob)!r} has no effect here ({'lr_schedule is constant' if knob == 'warmup_epochs' else 'no masks of that kind'}); "
+                                 f"leave it at its default {DEFAULTS[knob]!r}")
         if self.encoder != "2dcnn_bigru":
             changed = [f"{k}={getattr(self, k)!r}" for k in CNN2D_FIELDS if getattr(self, k) != DEFAULTS[k]]
             if changed:
@@ -223,11 +229,6 @@ class RunConfig:
         g = "none" if self.gamma is None else f"{self.gamma:g}"
         depth = f"-L{self.n_cnn_layers}" if self.encoder == "2dcnn_bigru" else ""
         return f"{corpus_name(self.corpus)}-{self.encoder}{depth}-gamma{g}-fold{self.fold}-seed{self.seed}-{digest}"
-
-    @property
-    def setting(self) -> tuple:
-        """Every field but fold and seed: runs with equal settings may be averaged and paired."""
-        return tuple((k, v) for k, v in self.to_dict().items() if k not in ("fold", "seed"))
 
     # --- conversion -----------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -205,7 +205,8 @@ class CNN1DGRUEncoder(nn.Module):
 def encoder_sizes(encoder: str) -> dict:
     """The assumed sizes of an earlier encoder (its keyword-only constructor defaults), JSON-ready.
 
-    A run stores them in its parameters (``params["encoder_sizes"]``), so that they are recorded
+    A run records them (``record["encoder_sizes"]``, from
+    :attr:`sierlib.config.RunConfig.encoder_sizes`), so that they are recorded
     with every result and enter the run's name hash: a run with other sizes gets another name."""
     classes = {cls.name: cls for cls in (TDNNBiLSTMEncoder, CNN1DGRUEncoder)}
     if encoder not in classes:

@@ -18,8 +18,8 @@ from .config import RunConfig, RunOptions
 from .corpora import PRETTY, REPO_ROOT, corpus_info, corpus_name, is_manifest, load_metadata
 from .features import Features, extract_features
 from .folds import fold_data, make_folds, write_fold_table
-from .records import (FORMAT, REFERENCE_RUNS, git_commit, library_versions, model_path, read_record, record_path,
-                      write_record)
+from .records import (FORMAT, REFERENCE_RUNS, atomic_write, git_commit, library_versions, model_path, read_record,
+                      record_path, write_record)
 from .train import (build_model, emotion_metrics, fit, part_lengths, predict, resolve_device, seed_everything,
                     speaker_accuracy)
 
@@ -58,8 +58,10 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
     if options.torch_threads is not None:
         torch.set_num_threads(options.torch_threads)
     try:
-        if meta is None or feats is None:
-            meta, feats = load_corpus_features(config, options.data_root, progress)
+        if meta is None:
+            meta = load_metadata(config.corpus, options.data_root)
+        if feats is None:
+            feats = extract_features(meta, progress=progress, **config.feature_params)
         elif feats.params != config.feature_params:
             raise ValueError(f"feats were computed with {feats.params}, but the run (encoder {config.encoder!r}) "
                              f"reads {config.feature_params}")
@@ -111,14 +113,10 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
     finally:
         torch.set_num_threads(threads)
     if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)
-        import os
-
         ckpt = Path(checkpoint_dir) / corpus_name(config.corpus) / f"{config.name}.pt"
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt.with_name(f".{ckpt.name}.tmp")
-        torch.save({"name": config.name, "config": config.to_dict(),
-                    "state_dict": result["states"][config.selection]}, tmp)
-        os.replace(tmp, ckpt)
+        with atomic_write(ckpt, "wb") as f:
+            torch.save({"name": config.name, "config": config.to_dict(),
+                        "state_dict": result["states"][config.selection]}, f)
         record["checkpoint"] = str(ckpt)
     if options.save_model:
         from .predict import save_network

@@ -44,9 +44,8 @@ The pitch settings (60 Hz, 400 Hz, 0.5) are constants of this module, :data:`PIT
 the cache key of this kind but not its parameter dict. The result is ``(n_utterances, n_mels +
 2, n_frames)``: 42 rows by default.
 
-For the default kind ``"mfcc"`` the parameter dict (and so every cache key and run name) is
-exactly as before this second kind existed; only the other kind adds ``"kind"`` and ``"n_mels"``
-(and drops ``n_mfcc``).
+For the default kind ``"mfcc"`` the parameter dict has no ``"kind"`` key (as before this second
+kind existed); the other kind adds ``"kind"`` and ``"n_mels"`` (and drops ``n_mfcc``).
 """
 from __future__ import annotations
 
@@ -294,7 +293,7 @@ def cache_key(meta: pd.DataFrame, params: dict) -> str:
     listing = sorted(zip(meta["utterance"], map(sha256_file, meta["path"])))
     content = {"corpus": corpus, "files": listing, "params": params, "v": FEATURE_VERSION}
     if feature_kind(params) == "fbank_energy_pitch":
-        content["pitch"] = PITCH  # only for this kind: MFCC keys stay as they always were
+        content["pitch"] = PITCH  # only for this kind
     blob = json.dumps(content, sort_keys=True)
     return f"{corpus_name(corpus)}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 

@@ -30,7 +30,12 @@ def migrate_record(rec: dict) -> dict:
     if rec.get("format") == FORMAT:
         return dict(rec)
     params = rec["params"]
-    config = RunConfig.from_dict({k: v for k, v in params.items() if k not in NOT_CONFIG})
+    # the preprocessing settings that are run fields now came with the feature parameters
+    preprocessing = {k: params["features"][k] for k in ("highpass_hz", "top_db")}
+    config = RunConfig.from_dict({**{k: v for k, v in params.items() if k not in NOT_CONFIG}, **preprocessing})
+    if config.feature_params != params["features"]:
+        raise ValueError(f"record {rec['name']}: its features {params['features']} are not what its configuration "
+                         f"reads ({config.feature_params})")
     if params.get("encoder_sizes", config.encoder_sizes) != config.encoder_sizes:
         raise ValueError(f"record {rec['name']}: its encoder sizes {params['encoder_sizes']} are not the "
                          f"current defaults {config.encoder_sizes}")
@@ -56,6 +61,9 @@ def migrate_folder(runs_dir=None, checkpoints=None, results_dir=None) -> dict[st
         target = path.with_name(f"{new['name']}.json")
         if new == rec and target == path:
             continue
+        if target != path and target.exists() and json.loads(target.read_text()) != new:
+            raise ValueError(f"{path.name} would become {target.name}, which exists with other content: two records "
+                             f"of one run; look at both and keep one")
         write_json_atomic(new, target)
         if target != path:
             path.unlink()

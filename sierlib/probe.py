@@ -23,7 +23,7 @@ from .config import RunConfig, RunOptions
 from .corpora import corpus_info, corpus_name
 from .folds import fold_data
 from .records import REFERENCE_RUNS, RESULTS, read_record, record_path, write_csv_atomic
-from .train import predict
+from .train import part_lengths, predict
 
 
 def speaker_probe(embeddings: np.ndarray, speakers: list, emotions: np.ndarray | None = None,
@@ -61,12 +61,12 @@ def probe_run(config: RunConfig, meta=None, feats=None, data_root=None, checkpoi
     if meta is None or feats is None:
         meta, feats = load_corpus_features(config, data_root, progress=False)
     committed = read_record(record_path(config, REFERENCE_RUNS))
-    data = fold_data(meta, feats, config.fold)
+    data = fold_data(meta, feats, config.fold, masked=config.lengths == "masked")
     ckpt = Path(checkpoint_dir or CHECKPOINTS) / corpus_name(config.corpus) / f"{config.name}.pt"
     if ckpt.is_file():
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1])
         model.load_state_dict(torch.load(ckpt, weights_only=False)["state_dict"])
-        logits, _, _ = predict(model, data["test"]["X"])
+        logits, _, _ = predict(model, data["test"]["X"], lengths=part_lengths(data["test"], config))
         test_accuracy = float(np.mean(logits.argmax(1).numpy() == data["test"]["y"].numpy()))  # as run() does
         source = "checkpoint"
         head_acc = committed["train_speaker_accuracy_best"] if committed else None
@@ -75,7 +75,7 @@ def probe_run(config: RunConfig, meta=None, feats=None, data_root=None, checkpoi
         options = RunOptions(device="cpu", torch_threads=committed.get("torch_threads") if committed else None)
         record, model = run(config, options, meta=meta, feats=feats, save=False, progress=False, return_model=True)
         test_accuracy, source, head_acc = record["test_accuracy"], "retrained", record["train_speaker_accuracy_best"]
-    _, _, emb = predict(model, data["train"]["X"])
+    _, _, emb = predict(model, data["train"]["X"], lengths=part_lengths(data["train"], config))
     emo = data["train"]["y"].numpy()
     return {"corpus": config.corpus, "fold": config.fold, "gamma": config.gamma, "run": config.name,
             "network": source, "test_accuracy": test_accuracy,

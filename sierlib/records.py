@@ -12,8 +12,10 @@ short name, :func:`sierlib.corpora.corpus_name`; a manifest's stem)::
     manifest      (manifest corpora only) {"path", "sha256"} of the CSV the run read
     model         (runs with RunOptions.save_model only) the saved network, <name>.pt beside
                   the record (see sierlib.predict)
-    test_accuracy, test_uar, test_macro_f1, test_confusion, val_accuracy, best_epoch,
-    train_speaker_accuracy_final, train_speaker_accuracy_best, curves (one row per epoch)
+    test_accuracy, test_uar, test_macro_f1, test_confusion, val_accuracy (of the config's
+    selection), selections (the same for every selection method: best_val, swa, ema),
+    best_epoch (the best validation epoch), train_speaker_accuracy_final (last epoch),
+    train_speaker_accuracy_best (the selected weights), curves (one row per epoch)
     wall_time_s, device, torch_threads, versions, git_commit, finished_at
 
 Two folders hold records:

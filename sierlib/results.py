@@ -7,7 +7,7 @@ the reference records (``sier tables``; a deliberate reference sweep calls it to
 and 06 call :func:`build_tables` and only plot and explain.
 
 Settings: two runs belong to the same setting when every configuration field but fold and seed
-is equal (:attr:`sierlib.config.RunConfig.setting`). Means over folds, paired tests and seed
+is equal (:func:`setting_id`). Means over folds, paired tests and seed
 averages never mix settings. gamma is ``None`` in configurations and the readable label
 :func:`gamma_label` ("without AL", "1.25", ...) in every frame.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import DEFAULTS, RunConfig
+from .config import DEFAULTS
 from .corpora import corpus_info
 from .records import REFERENCE_RUNS, RESULTS, iter_records, write_csv_atomic
 
@@ -79,7 +79,9 @@ def records_frame(records) -> pd.DataFrame:
     its setting id."""
     rows = []
     for rec in records:
-        config = RunConfig.from_record(rec).to_dict()
+        # the recorded configuration as it is, not re-validated: a manifest run's corpus file
+        # need not exist where its records are tabulated
+        config = {**DEFAULTS, **rec["config"]}
         row = {**config, "gamma": gamma_label(config["gamma"]), **{k: rec.get(k) for k in ROW_FIELDS},
                "name": rec["name"]}
         row["setting"] = setting_id(config)
@@ -313,8 +315,8 @@ def setting_records(corpus: str, setting: str, seed: int = 0, folder=None) -> li
     """The full records of one setting (:func:`setting_id`) and seed of a corpus."""
     out = []
     for rec in iter_records(folder, corpus):
-        config = RunConfig.from_record(rec)
-        if config.seed == seed and setting_id(config.to_dict()) == setting:
+        config = {**DEFAULTS, **rec["config"]}
+        if config["seed"] == seed and setting_id(config) == setting:
             out.append(rec)
     return out
 

@@ -76,11 +76,13 @@ class SweepReport:
     skipped: int = 0
     finished: list = field(default_factory=list)
     failed: list = field(default_factory=list)  # (run name, executed notebook path, error)
+    not_started: list = field(default_factory=list)  # run names left for later (in-process --max-minutes)
     wall_time_s: float = 0.0
 
     def __str__(self) -> str:
         lines = [f"{self.planned} planned, {self.skipped} already finished, {len(self.finished)} ran now, "
-                 f"{len(self.failed)} failed, {self.wall_time_s / 60:.1f} min"]
+                 f"{len(self.failed)} failed, {self.wall_time_s / 60:.1f} min"
+                 + (f", {len(self.not_started)} not started (time limit)" if self.not_started else "")]
         lines += [f"  FAILED {name}: {err.splitlines()[-1] if err else ''}\n    notebook: {nb}"
                   for name, nb, err in self.failed]
         return "\n".join(lines)
@@ -181,8 +183,11 @@ def load_pack(folder, config: RunConfig):
 
     folder = Path(folder)
     kind = config.feature_params.get("kind", "mfcc")
-    meta = pd.read_csv(folder / f"{config.corpus}-meta.csv", dtype={"speaker": str, "utterance": str})
-    with np.load(folder / f"{config.corpus}-{kind}.npz", allow_pickle=False) as z:
+    from .corpora import corpus_name
+
+    name = corpus_name(config.corpus)
+    meta = pd.read_csv(folder / f"{name}-meta.csv", dtype={"speaker": str, "utterance": str})
+    with np.load(folder / f"{name}-{kind}.npz", allow_pickle=False) as z:
         feats = Features(z["X"], z["utterances"], z["n_samples"], json.loads(str(z["params"])))
     if feats.params != config.feature_params:
         raise ValueError(f"the pack in {folder} holds features {feats.params}, the run reads {config.feature_params}")
@@ -219,7 +224,10 @@ def run_in_process(plan: list[RunConfig], workers: int = 1, out_dir=None, device
     :func:`run_sweep`. ``pack`` is a folder from :func:`write_pack` (for a machine without the
     audio); ``max_minutes`` stops starting new runs after that long (the rest stay unfinished)."""
     import multiprocessing as mp
+    import queue as queue_module
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an int >= 1; got {workers!r}")
     out_dir = runs_dir(out_dir)
     if threads_per_worker is None:
         threads_per_worker = max(1, (os.cpu_count() or 1) // workers)
@@ -231,19 +239,36 @@ def run_in_process(plan: list[RunConfig], workers: int = 1, out_dir=None, device
     deadline = None if max_minutes is None else time.time() + 60 * max_minutes
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_in_process_worker, args=(todo[i::workers], options, pack, deadline, queue))
-             for i in range(min(workers, len(todo)))]
+    shares = [todo[i::workers] for i in range(min(workers, len(todo)))]
+    procs = [ctx.Process(target=_in_process_worker, args=(share, options, pack, deadline, queue)) for share in shares]
     t0 = time.time()
     for p in procs:
         p.start()
+    reported = set()
     with tqdm(total=len(todo), desc=f"sweep ({workers} in-process worker{'s' * (workers > 1)})", unit="run",
               disable=not progress) as bar:
-        for _ in range(len(todo)):
-            name, status, err = queue.get()
+        while len(reported) < len(todo):
+            try:
+                name, status, err = queue.get(timeout=5)
+            except queue_module.Empty:
+                # a worker that died (killed, out of memory, a crash in native code) reports no
+                # more: its unreported runs fail, so the sweep ends instead of waiting for ever
+                if all(not p.is_alive() for p in procs) and queue.empty():
+                    for share, p in zip(shares, procs):
+                        for config in share:
+                            if config.name not in reported:
+                                reported.add(config.name)
+                                report.failed.append((config.name, "(in process)",
+                                                      f"worker process ended with exit code {p.exitcode}"))
+                                bar.update(1)
+                continue
+            reported.add(name)
             if status == "finished":
                 report.finished.append(name)
             elif status == "failed":
                 report.failed.append((name, "(in process)", err))
+            else:  # past --max-minutes: left for the next sweep
+                report.not_started.append(name)
             bar.update(1)
             bar.set_postfix(failed=len(report.failed))
     for p in procs:
@@ -335,6 +360,11 @@ def main(argv=None) -> int:
     on_dask = args.cluster is not None or args.scheduler is not None
     if on_dask and args.in_process:
         ap.error("--in-process runs in this machine's processes: leave it out with --cluster or --scheduler")
+    planned_fields = {"corpus", "fold", "gamma", "seed", "encoder", "n_cnn_layers"}
+    clash = sorted(planned_fields & {k for k, _ in args.set})
+    if clash:
+        ap.error(f"--set {', '.join(clash)}: the sweep plans these itself; use --corpus, --folds, --gammas, --seeds, "
+                 f"--encoders or --depths")
     try:
         plan = plan_sweep(args.corpus, args.folds, args.gammas, args.depths, args.grid, args.seeds, args.encoders,
                           **dict(args.set))

@@ -1,9 +1,10 @@
 """The training loop (paper section 3.3): fit one network on one fold, one epoch at a time.
 
-:func:`fit` trains a :class:`~sierlib.model.SIERNet` on a fold's training speakers and keeps
-the weights of the epoch with the best validation emotion accuracy (ties: lower validation
-loss); :func:`evaluate` scores a network on one role of the fold. Loading data, naming and
-recording a run happen in :mod:`sierlib.experiments`; the configuration in :mod:`sierlib.config`.
+:func:`fit` trains a :class:`~sierlib.model.SIERNet` on a fold's training speakers and returns
+the weights of every selection method (the epoch with the best validation emotion accuracy,
+ties to the lower validation loss; the mean of the last epochs; an exponential moving average);
+:func:`predict` scores a network. Loading data, testing, naming and recording a run happen in
+:mod:`sierlib.experiments`; the configuration in :mod:`sierlib.config`.
 
 Choices where the paper is silent:
 
@@ -161,7 +162,9 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
             xb = spec_augment(xb, nb, config, generator)
         mix = None
         if config.mixup_alpha > 0:  # mix each utterance with another of the batch: inputs and targets
-            w = float(torch.distributions.Beta(config.mixup_alpha, config.mixup_alpha).sample())
+            # the mixing weight from the run's generator too (Beta has no generator argument)
+            w = float(np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator))).beta(
+                config.mixup_alpha, config.mixup_alpha))
             perm = torch.randperm(len(idx), generator=generator)
             xb, nb = w * xb + (1 - w) * xb[perm], torch.maximum(nb, nb[perm])
             mix = (w, perm.to(device))

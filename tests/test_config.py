@@ -85,3 +85,20 @@ def test_04_parameters_cell_mirrors_the_config():
     assert {k: namespace[k] for k in OPTION_DEFAULTS} == OPTION_DEFAULTS
     config, options = from_parameters(namespace)
     assert config == RunConfig() and options == RunOptions()
+
+
+def test_migration_keeps_non_default_preprocessing_and_is_idempotent(tmp_path):
+    from sierlib.migrate_records import migrate_folder, migrate_record
+
+    config = RunConfig(highpass_hz=None, fold=2)
+    old_params = {**{k: v for k, v in config.to_dict().items() if k not in ("highpass_hz", "top_db")},
+                  "device": "auto", "features": config.feature_params}
+    old = {"status": "finished", "name": "emodb-fold2-old-name", "params": old_params, "test_accuracy": 0.5}
+    new = migrate_record(old)
+    assert RunConfig.from_record(new) == config and new["name"] == config.name and new["test_accuracy"] == 0.5
+    (tmp_path / "emodb").mkdir()
+    (tmp_path / "emodb" / "emodb-fold2-old-name.json").write_text(json.dumps(old))
+    assert migrate_folder(tmp_path, checkpoints=tmp_path / "ckpt", results_dir=tmp_path) == {
+        "emodb-fold2-old-name": config.name}
+    assert migrate_folder(tmp_path, checkpoints=tmp_path / "ckpt", results_dir=tmp_path) == {}
+    assert [p.stem for p in (tmp_path / "emodb").iterdir()] == [config.name]

@@ -63,3 +63,13 @@ def test_bad_knobs_name_themselves(name, value):
 def test_knobs_of_the_2d_cnn_are_refused_for_other_encoders():
     with pytest.raises(ValueError, match="conv_stride"):
         RunConfig(encoder="tdnn_bilstm", conv_stride=1)
+
+
+@pytest.mark.parametrize("knob,value", [("warmup_epochs", 2), ("time_mask_frames", 20), ("freq_mask_rows", 2)])
+def test_a_knob_without_effect_is_refused(knob, value):
+    """One network, one name: a setting that changes nothing must not make a second name."""
+    with pytest.raises(ValueError, match=knob):
+        RunConfig(**{knob: value})
+    active = {"warmup_epochs": dict(lr_schedule="cosine"), "time_mask_frames": dict(time_masks=1),
+              "freq_mask_rows": dict(freq_masks=1)}[knob]
+    assert RunConfig(**active, **{knob: value}).name != RunConfig(**active).name
