@@ -116,6 +116,11 @@ def jupyterlab(root: Path, log: Path):
     notification = root / ".settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # every cell rendered, not only those in view (JupyterLab 4's windowing): the test reads the
+    # page's text, which must hold the browser's output wherever it lies in the notebook
+    tracker = root / ".settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True, exist_ok=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config_file.parent), JUPYTER_RUNTIME_DIR=str(root / ".runtime"),
                IPYTHONDIR=str(root / ".ipython"),
                PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]))
