@@ -375,16 +375,10 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
     feats = Features(X, meta["utterance"].to_numpy(dtype=str), np.array([len(y) for y in signals]),
                      params)
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, X=feats.X, utterances=feats.utterances, n_samples=feats.n_samples,
-                         params=json.dumps(params))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from .records import atomic_write
+
+        with atomic_write(path, "wb") as f:
+            np.savez(f, X=feats.X, utterances=feats.utterances, n_samples=feats.n_samples, params=json.dumps(params))
     return feats
 
 
