@@ -281,9 +281,17 @@ def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc:
     def lambda_at(step):
         return adversarial_weight(step / total_steps, config.gamma) if config.al else 0.0
 
-    def validate():
+    val_speakers = np.asarray(va["speakers"])
+
+    def validate(by_speaker: bool = False):
         logits, _, _ = predict(model, va["X"], device=device, lengths=part_lengths(va, config))
-        return float((logits.argmax(1) == va["y"]).float().mean()), float(F.cross_entropy(logits, va["y"]))
+        correct = (logits.argmax(1) == va["y"]).numpy()
+        acc, loss = float(correct.mean()), float(F.cross_entropy(logits, va["y"]))
+        if not by_speaker:
+            return acc, loss
+        # per validation speaker, so that the best epoch can be chosen on one speaker and scored
+        # on the other (sierlib.recipe): the best epoch's own accuracy is a maximum, biased upward
+        return acc, loss, {s: float(correct[val_speakers == s].mean()) for s in sorted(set(va["speakers"]))}
 
     curves = []
     best = {"val_accuracy": -1.0, "val_loss": math.inf, "best_epoch": None, "best_state": None}
@@ -293,11 +301,12 @@ def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc:
                           scheduler=scheduler, averager=ema)
         if epoch >= config.epochs - config.swa_epochs:
             swa.update(model)
-        v_acc, v_loss = validate()
+        v_acc, v_loss, v_by_speaker = validate(by_speaker=True)
         curves.append({"epoch": epoch + 1, "lambda": row.pop("lambda"),
                        "train_emotion_loss": row.pop("train_emotion_loss"),
                        "train_emotion_accuracy": row.pop("train_emotion_accuracy"),
-                       "val_emotion_loss": v_loss, "val_emotion_accuracy": v_acc, **row})
+                       "val_emotion_loss": v_loss, "val_emotion_accuracy": v_acc,
+                       "val_speaker_emotion_accuracy": v_by_speaker, **row})
         if v_acc > best["val_accuracy"] or (v_acc == best["val_accuracy"] and v_loss < best["val_loss"]):
             best = {"val_accuracy": v_acc, "val_loss": v_loss, "best_epoch": epoch + 1,
                     "best_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
