@@ -56,10 +56,6 @@ class Stage:
     depths: tuple = (1,)
     why: str = ""
 
-    @property
-    def trains(self) -> bool:
-        return self.factor != "selection"
-
 
 STAGES = (
     Stage("lengths", (("padded (paper)", {"lengths": "padded"}), ("masked", {"lengths": "masked"})),
@@ -91,9 +87,16 @@ STAGES = (
 
 def stage_configs(stage: Stage, incumbent: dict, option: dict) -> list[RunConfig]:
     """The runs of one option: the incumbent recipe with the option's fields, every depth,
-    seed and fold of the stage."""
-    return [RunConfig(**{**STUDY_BASE, **incumbent, **option, "n_cnn_layers": depth, "fold": fold, "seed": seed})
+    seed and fold of the stage. ``selection`` is left at its default: it changes what a run
+    reports, not what it trains, and every run records every selection method, so the study
+    trains each network once (:func:`selection_of` says which of its numbers count)."""
+    fields = {k: v for k, v in {**STUDY_BASE, **incumbent, **option}.items() if k != "selection"}
+    return [RunConfig(**{**fields, "n_cnn_layers": depth, "fold": fold, "seed": seed})
             for depth in stage.depths for seed in SEEDS for fold in FOLDS]
+
+
+def selection_of(incumbent: dict, option: dict) -> str:
+    return {**incumbent, **option}.get("selection", "best_val")
 
 
 def crossed_best_epoch_accuracy(record: dict) -> float:
@@ -156,16 +159,13 @@ def option_scores(stage: Stage, incumbent: dict, records: dict) -> dict[str, pd.
     """Each option's validation scores, or None while a run is missing."""
     scores = {}
     for label, option in stage.options:
-        if stage.trains:
-            configs, selection = stage_configs(stage, incumbent, option), None
-        else:  # the selection stage reads the incumbent's runs
-            configs, selection = stage_configs(stage, incumbent, {}), option["selection"]
+        selection = selection_of(incumbent, option)
         values = {}
-        for c in configs:
+        for c in stage_configs(stage, incumbent, option):  # the selection stage: the incumbent's runs
             rec = records.get(c.name)
             if rec is None:
                 return None
-            values[(c.n_cnn_layers, c.fold, c.seed)] = validation_score(rec, selection or c.selection)
+            values[(c.n_cnn_layers, c.fold, c.seed)] = validation_score(rec, selection)
         scores[label] = pd.Series(values)
     return scores
 
@@ -178,7 +178,7 @@ def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None) -> tuple[dict, p
     for number, stage in enumerate(stages, 1):
         records = _records_by_name(runs_dir)
         scores = option_scores(stage, incumbent, records)
-        if scores is None and run_missing is not None and stage.trains:
+        if scores is None and run_missing is not None:
             todo = [c for _, option in stage.options for c in stage_configs(stage, incumbent, option)
                     if c.name not in records]
             run_missing(todo, stage)

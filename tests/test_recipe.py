@@ -1,0 +1,100 @@
+"""The recipe study's decision rules (sierlib.recipe), on hand-made records: no training."""
+import json
+
+import pandas as pd
+import pytest
+
+from sierlib import recipe
+from sierlib.recipe import Stage, crossed_best_epoch_accuracy, decide, stage_configs, study, validation_score
+from sierlib.records import write_record
+
+
+def _curves(per_epoch):
+    return [{"epoch": i + 1, "val_speaker_emotion_accuracy": acc} for i, acc in enumerate(per_epoch)]
+
+
+def test_crossed_estimate_does_not_score_the_epoch_a_speaker_chose():
+    # speaker a peaks at epoch 1, speaker b at epoch 3: the best epoch overall scores 0.9 on
+    # whichever speaker chose it, but the crossed estimate scores each where the other chose
+    rec = {"name": "r", "n_utterances": {"val_by_speaker": {"a": 10, "b": 30}},
+           "curves": _curves([{"a": 0.9, "b": 0.2}, {"a": 0.5, "b": 0.5}, {"a": 0.1, "b": 0.9}])}
+    # a is scored at b's choice (epoch 3): 0.1; b at a's choice (epoch 1): 0.2
+    assert crossed_best_epoch_accuracy(rec) == pytest.approx((0.1 * 10 + 0.2 * 30) / 40)
+    rec["selections"] = {"swa": {"val_accuracy": 0.7}}
+    assert validation_score(rec, "swa") == 0.7
+    assert validation_score(rec, "best_val") == crossed_best_epoch_accuracy(rec)
+
+
+def test_crossed_estimate_needs_two_speakers():
+    rec = {"name": "r", "n_utterances": {"val_by_speaker": {"a": 10}}, "curves": _curves([{"a": 0.5}])}
+    with pytest.raises(ValueError, match="r: .*2 validation speakers"):
+        crossed_best_epoch_accuracy(rec)
+
+
+STAGE = Stage("toy", (("simple", {}), ("fancy", {"epochs": 60}), ("fancier", {"epochs": 90})))
+KEYS = [(1, f, s) for s in range(3) for f in range(5)]
+
+
+def _series(values):
+    return pd.Series(dict(zip(KEYS, values)))
+
+
+def test_a_clear_winner_is_chosen():
+    base = [0.5 + 0.01 * i for i in range(15)]
+    chosen, table = decide(STAGE, {"simple": _series(base), "fancy": _series([v + 0.05 for v in base]),
+                                   "fancier": _series([v + 0.02 for v in base])})
+    assert chosen == "fancy"
+    assert table.set_index("option")["chosen"].to_dict() == {"simple": False, "fancy": True, "fancier": False}
+    row = table.set_index("option").loc["simple"]
+    assert row.diff_to_best == pytest.approx(-5.0) and row.diff_sem == pytest.approx(0.0, abs=1e-9)
+    assert row.n_runs == 15 and json.loads(row.settings) == {}
+
+
+def test_a_difference_inside_its_standard_error_goes_to_the_simpler_option():
+    base = [0.6] * 15
+    noisy = [0.6 + (0.04 if i % 2 else -0.035) for i in range(15)]  # mean +0.0047, sem of the difference ~0.01
+    chosen, table = decide(STAGE, {"simple": _series(base), "fancy": _series(noisy), "fancier": _series(base)})
+    assert table.set_index("option").val_mean.idxmax() == "fancy"
+    assert chosen == "simple"
+
+
+def _record(config, val_accuracy):
+    flat = {"a": val_accuracy, "b": val_accuracy}
+    return {"status": "finished", "name": config.name, "config": config.to_dict(),
+            "n_utterances": {"val_by_speaker": {"a": 10, "b": 10}}, "curves": _curves([flat]),
+            "selections": {m: {"val_accuracy": val_accuracy + (0.1 if m == "swa" else 0.0)}
+                           for m in ("best_val", "swa", "ema")}}
+
+
+def test_the_study_walks_the_stages_and_stops_where_runs_are_missing(tmp_path, monkeypatch):
+    stages = (Stage("lengths", (("padded", {"lengths": "padded"}), ("masked", {"lengths": "masked"}))),
+              Stage("selection", (("best", {"selection": "best_val"}), ("swa", {"selection": "swa"}))),
+              Stage("epochs", (("30", {}), ("60", {"epochs": 60}))))
+    for c in stage_configs(stages[0], {}, {"lengths": "padded"}):
+        write_record(_record(c, 0.50), tmp_path)
+    for c in stage_configs(stages[0], {}, {"lengths": "masked"}):
+        write_record(_record(c, 0.55 + 0.001 * c.fold), tmp_path)
+    recipe_so_far, table = study(tmp_path, stages)
+    # masked wins, the selection stage reads the masked runs and picks swa, the epochs stage has no runs yet
+    assert recipe_so_far == {"lengths": "masked", "selection": "swa"}
+    assert list(table.stage.unique()) == [1, 2]
+    asked = []
+
+    def run_missing(todo, stage):
+        asked.append((stage.factor, len(todo)))
+        for c in todo:
+            write_record(_record(c, 0.40), tmp_path)
+
+    recipe_so_far, table = study(tmp_path, stages, run_missing=run_missing)
+    # only the 60-epoch option trains: the incumbent's 15 runs exist; 60 epochs scores worse
+    assert asked == [("epochs", 15)]
+    assert recipe_so_far == {"lengths": "masked", "selection": "swa"}
+    # the study trains with the default selection: swa is a way of reading the same runs
+    assert all(c["config"]["selection"] == "best_val" and c["config"]["lengths"] == "masked"
+               for c in map(lambda p: json.loads(p.read_text()), tmp_path.glob("emodb/*.json"))
+               if c["config"]["epochs"] == 60)
+    out = recipe.write_decisions(table, tmp_path / "decisions.csv")
+    written = pd.read_csv(out)
+    assert list(written.columns[:2]) == ["stage", "factor"]
+    assert {"option", "n_runs", "val_mean", "val_sem", "chosen"} <= set(written.columns)
+    assert written.chosen.sum() == 3  # one per stage
