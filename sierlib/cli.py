@@ -81,6 +81,10 @@ def main(argv=None) -> int:
         from .sweep import main as sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["recipe"]:  # and the recipe study: sier recipe --help
+        from .recipe import main as recipe_main
+
+        return recipe_main(argv[1:])
     if argv[:1] == ["predict"]:  # so has predict: sier predict --help
         from .predict import main as predict_main
 
@@ -107,6 +111,7 @@ def main(argv=None) -> int:
     p = sub.add_parser(parents=[common], name="synthetic", help="generate the synthetic test corpus under the data root")
     p.set_defaults(func=cmd_synthetic)
     sub.add_parser(name="sweep", help="run 04_train over folds x gamma x depth (see `sier sweep --help`)")
+    sub.add_parser(name="recipe", help="the recipe study on validation speakers (see `sier recipe --help`)")
     sub.add_parser(name="predict", help="the emotion of recordings, by a network saved with save_model "
                                         "(see `sier predict --help`)")
     p = sub.add_parser(parents=[common], name="reproduce", help="the paper's headline experiment (Table 1 best setting vs without AL)")

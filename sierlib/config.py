@@ -79,7 +79,7 @@ def _encoder_names() -> tuple[str, ...]:
 # the 2D CNN biGRU's own sizes: other encoders have theirs (recorded as ``encoder_sizes``)
 CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_stride", "conv_dropout")
 FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay", "conv_dropout", "ema_decay", "mixup_alpha", "highpass_hz",
-                "top_db")
+                "top_db", "speed_perturbation")
 
 
 @dataclass(frozen=True)
@@ -136,9 +136,16 @@ class RunConfig:
     freq_mask_rows: int = _param(4, _int_in(1, 100), "SpecAugment: widest feature-row mask")
     mixup_alpha: float = _param(0.0, (lambda v: _is_num(v) and v >= 0, "a number >= 0 (0: off)"),
                                 "mixup of training batches, Beta(alpha, alpha)")
+    speed_perturbation: float = _param(0.0, (lambda v: _is_num(v) and 0 <= v <= 0.3, "a number in [0, 0.3] (0: off)"),
+                                       "s: each epoch, each training utterance at speed 1-s, 1 or 1+s (features "
+                                       "cached per factor); needs lengths='masked'")
     highpass_hz: float | None = _param(80.0, (lambda v: v is None or (_is_num(v) and 0 < v < 1000),
                                               "None (off) or a frequency in (0, 1000) Hz"),
                                        "the high-pass 'background noise' filter of preprocessing")
+    normalisation: str = _param("train_speakers", _one_of("train_speakers", "per_speaker_offline"),
+                                "train_speakers: one standardiser fitted on the training speakers (the main "
+                                "tables); per_speaker_offline: every speaker, the test speakers included, "
+                                "standardised with its own audio, as some papers report (kept apart)")
     top_db: float = _param(30.0, (lambda v: _is_num(v) and 0 < v <= 120, "a number of decibels in (0, 120]"),
                            "silence trimming threshold below the peak")
 
@@ -174,6 +181,9 @@ class RunConfig:
             if not active and getattr(self, knob) != DEFAULTS[knob]:
                 raise ValueError(f"{knob}={getattr(self, knob)!r} has no effect here ({'lr_schedule is constant' if knob == 'warmup_epochs' else 'no masks of that kind'}); "
                                  f"leave it at its default {DEFAULTS[knob]!r}")
+        if self.speed_perturbation and self.lengths != "masked":
+            raise ValueError(f"speed_perturbation={self.speed_perturbation!r} changes each utterance's length, which "
+                             f"only length-aware runs follow: set lengths='masked' too (or speed_perturbation=0)")
         if self.encoder != "2dcnn_bigru":
             changed = [f"{k}={getattr(self, k)!r}" for k in CNN2D_FIELDS if getattr(self, k) != DEFAULTS[k]]
             if changed:
@@ -196,6 +206,12 @@ class RunConfig:
 
         return check_feature_params(kind=ENCODERS[self.encoder].feature_kind, highpass_hz=self.highpass_hz,
                                     top_db=self.top_db)
+
+    @property
+    def speed_factors(self) -> tuple[float, ...]:
+        """The perturbed speeds of the training utterances besides 1 (none when off)."""
+        s = self.speed_perturbation
+        return (round(1 - s, 6), round(1 + s, 6)) if s else ()
 
     @property
     def encoder_sizes(self) -> dict | None:

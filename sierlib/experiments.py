@@ -51,6 +51,10 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
     with ``checkpoint_dir`` the selected weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
     A manifest corpus's fold table is written to ``results/folds/<stem>.csv``.
     """
+    if options.save_model and config.normalisation != "train_speakers":
+        raise ValueError(f"save_model: a network trained with normalisation={config.normalisation!r} needs each "
+                         f"new speaker's own statistics, which `sier predict` does not have; train with "
+                         f"normalisation='train_speakers' to save a network")
     dev = resolve_device(options.device)
     t0 = time.time()
     commit = git_commit()  # the code this run starts with, not whatever is checked out when it ends
@@ -68,7 +72,11 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         folds = make_folds(meta)
         if is_manifest(config.corpus):  # the built-in corpora's tables are written by `sier summary`
             write_fold_table(folds, config.corpus)
-        data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked")
+        # speed-perturbed copies of the corpus (training speakers only are used), cached per factor
+        speed_feats = {f: extract_features(meta, progress=progress, **{**config.feature_params, "speed": f})
+                       for f in config.speed_factors}
+        data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked",
+                         per_speaker=config.normalisation == "per_speaker_offline", speed_feats=speed_feats)
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(dev)
         result = fit(model, data, config, dev, progress=progress, desc=config.name)

@@ -83,7 +83,7 @@ def cache_dir(cache: str | os.PathLike | None = None) -> Path:
 
 
 def check_feature_params(sr=22050, n_mfcc=None, n_fft=2048, hop_length=512, top_db=30.0,
-                         highpass_hz=80.0, kind="mfcc", n_mels=None) -> dict:
+                         highpass_hz=80.0, kind="mfcc", n_mels=None, speed=1.0) -> dict:
     """Validate the feature parameters; returns them as a dict (the cache key's content).
 
     ``kind="mfcc"`` (default): ``n_mfcc`` defaults to 20 and ``n_mels`` must be left out; the dict
@@ -91,6 +91,8 @@ def check_feature_params(sr=22050, n_mfcc=None, n_fft=2048, hop_length=512, top_
     before other kinds existed (cache keys and run names depend on it).
     ``kind="fbank_energy_pitch"``: ``n_mels`` defaults to 40 and ``n_mfcc`` must be left out; the
     dict is ``{kind, sr, n_mels, n_fft, hop_length, top_db, highpass_hz}``.
+    ``speed`` (speed perturbation, a factor in [0.5, 2]) adds a ``speed`` key only when it is not
+    1, so the dicts (and cache keys) of unperturbed features stay as they were.
     """
     if kind not in FEATURE_KINDS:
         raise ValueError(f"kind must be one of {', '.join(FEATURE_KINDS)}; got {kind!r}")
@@ -110,8 +112,11 @@ def check_feature_params(sr=22050, n_mfcc=None, n_fft=2048, hop_length=512, top_
     if highpass_hz is not None and (isinstance(highpass_hz, bool) or not isinstance(highpass_hz, (int, float))
                                     or not 0 < highpass_hz < sr / 2):
         raise ValueError(f"highpass_hz must be None or a frequency in (0, sr/2); got {highpass_hz!r}")
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.5 <= speed <= 2:
+        raise ValueError(f"speed must be a factor in [0.5, 2] (1: unperturbed); got {speed!r}")
     common = {"sr": int(sr), n_rows[0]: int(n_rows[1]), "n_fft": int(n_fft), "hop_length": int(hop_length),
-              "top_db": float(top_db), "highpass_hz": None if highpass_hz is None else float(highpass_hz)}
+              "top_db": float(top_db), "highpass_hz": None if highpass_hz is None else float(highpass_hz),
+              **({"speed": float(speed)} if speed != 1 else {})}
     if kind == "mfcc":
         return common
     if n_fft - 1 <= 2 * sr / PITCH["fmin"]:
@@ -145,8 +150,9 @@ def trim_silence(y: np.ndarray, top_db: float = 30.0, frame_length: int = 2048,
 
 
 def preprocess_file(path: str, corpus: str, sr: int, top_db: float, highpass_hz: float | None,
-                    n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """Read, filter and trim one recording (steps 1-3).
+                    n_fft: int = 2048, hop_length: int = 512, speed: float = 1.0) -> np.ndarray:
+    """Read, filter and trim one recording (steps 1-3); with ``speed`` != 1, then play it that
+    much faster (:func:`change_speed`).
 
     Raises CorpusError, naming the file, for non-finite samples, digital silence or less than
     :data:`sierlib.corpora.MIN_SPEECH_S` seconds left after trimming.
@@ -155,7 +161,17 @@ def preprocess_file(path: str, corpus: str, sr: int, top_db: float, highpass_hz:
     y = highpass(y, sr, highpass_hz)
     y, _ = trim_silence(y, top_db, n_fft, hop_length)
     check_speech(y, sr, path=path, corpus=corpus)
-    return y
+    return change_speed(y, sr, speed)
+
+
+def change_speed(y: np.ndarray, sr: int, speed: float) -> np.ndarray:
+    """Speed perturbation as Kaldi's (sox ``speed``): resample to ``sr / speed`` and play at
+    ``sr``, so the recording is ``speed`` times faster and its pitch that much higher."""
+    if speed == 1:
+        return y
+    import librosa
+
+    return librosa.resample(y, orig_sr=sr, target_sr=int(round(sr / speed))).astype(np.float32)
 
 
 def mfcc(y: np.ndarray, sr: int = 22050, n_mfcc: int = 20, n_fft: int = 2048,
@@ -338,7 +354,7 @@ def _parallel(n_jobs: int, desc: str, items: list, progress: bool):
 
 def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None = None, n_fft: int = 2048,
                      hop_length: int = 512, top_db: float = 30.0, highpass_hz: float | None = 80.0,
-                     kind: str = "mfcc", n_mels: int | None = None,
+                     kind: str = "mfcc", n_mels: int | None = None, speed: float = 1.0,
                      cache: str | os.PathLike | None = None, use_cache: bool = True,
                      n_jobs: int = -1, progress: bool = True) -> Features:
     """Preprocess a whole corpus and compute its feature maps (see the module docstring).
@@ -352,12 +368,14 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
     kind : ``"mfcc"`` (default; ``(n, n_mfcc, n_frames)``) or ``"fbank_energy_pitch"``
         (``(n, n_mels + 2, n_frames)``: log-Mel, log energy, F0).
     n_mels : Mel bands of kind ``"fbank_energy_pitch"`` (40 when left out).
+    speed : speed perturbation factor (:func:`change_speed`; 1: none). Padding is to the longest
+        recording at this speed, so perturbed features are wider or narrower than the others.
     cache : folder for the cache (default ``SIER_CACHE`` or ``cache/``).
     use_cache : read and write the cache; False always recomputes and writes nothing.
     n_jobs : processes for extraction (-1: all cores; 1: a plain loop in this process).
     progress : show progress bars.
     """
-    params = check_feature_params(sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz, kind, n_mels)
+    params = check_feature_params(sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz, kind, n_mels, speed)
     if meta["corpus"].nunique() != 1:
         raise ValueError("extract_features takes one corpus at a time")
     corpus = str(meta["corpus"].iloc[0])
@@ -365,7 +383,7 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
     if use_cache and path.is_file():
         with np.load(path, allow_pickle=False) as z:
             return Features(z["X"], z["utterances"], z["n_samples"], params, from_cache=True)
-    step1 = [(delayed(preprocess_file)(p, corpus, sr, top_db, highpass_hz, n_fft, hop_length))
+    step1 = [(delayed(preprocess_file)(p, corpus, sr, top_db, highpass_hz, n_fft, hop_length, speed))
              for p in meta["path"]]
     signals = _parallel(n_jobs, f"{corpus_name(corpus)}: read, filter, trim", step1, progress)
     length = max(len(y) for y in signals)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .corpora import REPO_ROOT, corpus_info, corpus_name
@@ -76,12 +77,19 @@ def fold_grid(folds: pd.DataFrame) -> pd.DataFrame:
     return folds.pivot(index=["gender", "speaker"], columns="fold", values="role")
 
 
-def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None, masked: bool = False) -> dict:
+def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None, masked: bool = False,
+              per_speaker: bool = False, speed_feats: dict | None = None) -> dict:
     """Standardised tensors and labels of one fold, ready for training.
 
     The standardiser's statistics come from the fold's training speakers only; with ``masked``
     from their speech frames only, and the zero padding stays exactly 0 (the length-aware
-    network's input). Returns ``{"emotions", "train_speakers", "mean", "std", "train", "val",
+    network's input). With ``per_speaker`` every speaker, the test speakers included, is
+    standardised with the statistics of its own utterances instead: the "offline" setting of
+    other papers, which uses the test speakers' (unlabelled) audio; ``mean``/``std`` are then
+    None. ``speed_feats`` (``{speed: Features}``, speed-perturbed copies of the corpus; masked
+    only) adds ``speed_X`` ``(1 + n_speeds, n_train, rows, frames)`` and ``speed_lengths`` to the
+    training role: row 0 is ``X`` itself, the others the perturbed copies, standardised with the
+    same statistics and zero-padded to the widest. Returns ``{"emotions", "train_speakers", "mean", "std", "train", "val",
     "test"}``; each role holds ``X`` (float32 tensor), ``lengths`` (true frames per utterance),
     ``y`` (emotion indices in the corpus's label order), ``speakers``, and the training role also
     ``s`` (speaker indices for the adversary).
@@ -100,12 +108,34 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
         raise ValueError(f"unknown emotion labels {sorted(unknown)}; this corpus has {', '.join(emotions)}")
     lengths = {role: feats.select(m, feats.n_frames) for role, m in parts.items()}
     mean, std = fit_standardiser(feats.select(parts["train"]), lengths["train"] if masked else None)
+    if per_speaker:
+        mean = std = None
     out = {"emotions": emotions, "train_speakers": train_speakers, "mean": mean, "std": std}
     for role, m in parts.items():
-        X = standardise(feats.select(m), mean, std, lengths[role] if masked else None)
+        if per_speaker:
+            X = np.empty((len(m),) + feats.X.shape[1:], dtype=np.float32)
+            for spk in m["speaker"].unique():
+                rows = (m["speaker"] == spk).to_numpy()
+                X_spk, n_spk = feats.select(m[rows]), lengths[role][rows]
+                X[rows] = standardise(X_spk, *fit_standardiser(X_spk, n_spk if masked else None),
+                                      n_spk if masked else None)
+        else:
+            X = standardise(feats.select(m), mean, std, lengths[role] if masked else None)
         out[role] = {"X": torch.from_numpy(X), "lengths": torch.from_numpy(lengths[role].astype("int64")),
                      "y": torch.tensor([emo_index[e] for e in m["emotion"]]),
                      "speakers": m["speaker"].tolist()}
+    if speed_feats:
+        if not masked or per_speaker:
+            raise ValueError("speed_feats needs masked=True and per_speaker=False")
+        m = parts["train"]
+        copies = [(out["train"]["X"].numpy(), lengths["train"])]
+        for f in speed_feats.values():
+            n = f.select(m, f.n_frames)
+            copies.append((standardise(f.select(m), mean, std, n), n))
+        width = max(x.shape[-1] for x, _ in copies)
+        out["train"]["speed_X"] = torch.from_numpy(np.stack([np.pad(x, ((0, 0), (0, 0), (0, width - x.shape[-1])))
+                                                             for x, _ in copies]))
+        out["train"]["speed_lengths"] = torch.from_numpy(np.stack([n for _, n in copies]).astype("int64"))
     spk_index = {s: i for i, s in enumerate(train_speakers)}
     out["train"]["s"] = torch.tensor([spk_index[s] for s in out["train"]["speakers"]])
     return out

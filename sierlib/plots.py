@@ -80,3 +80,27 @@ def metrics_table(record: dict) -> pd.DataFrame:
         "device": record["device"],
     }
     return pd.DataFrame({"value": pd.Series(rows, dtype=object)})
+
+
+def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
+    """One panel per decided stage of the recipe study (:func:`sierlib.recipe.study`): each
+    option's validation score of every run (grey lines join the runs of one fold and seed), its
+    mean ± standard error, and the chosen option in colour."""
+    stages = list(dict.fromkeys(zip(scores.stage, scores.factor)))
+    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 3.6), squeeze=False, sharey=True)
+    for ax, (stage, factor) in zip(axes[0], stages):
+        part = scores[scores.stage == stage]
+        d = decisions[decisions.stage == stage]
+        options = list(d.option)
+        wide = part.pivot_table(index=["n_cnn_layers", "fold", "seed"], columns="option", values="val_score")[options]
+        x = np.arange(len(options))
+        for _, row in wide.iterrows():
+            ax.plot(x, row.to_numpy(), color="0.8", lw=0.7, zorder=1)
+        for i, r in enumerate(d.itertuples()):
+            colour = "C3" if r.chosen else "C0"
+            ax.errorbar(i, r.val_mean, yerr=r.val_sem, fmt="o", color=colour, ms=7, capsize=4, zorder=3)
+        ax.set_xticks(x, [o if len(o) < 18 else o[:16] + "…" for o in options], rotation=30, ha="right")
+        ax.set_title(f"{stage}. {factor}", fontsize=10)
+    axes[0][0].set_ylabel("validation accuracy, % (the study's score)")
+    fig.tight_layout()
+    return fig

@@ -61,7 +61,8 @@ def probe_run(config: RunConfig, meta=None, feats=None, data_root=None, checkpoi
     if meta is None or feats is None:
         meta, feats = load_corpus_features(config, data_root, progress=False)
     committed = read_record(record_path(config, REFERENCE_RUNS))
-    data = fold_data(meta, feats, config.fold, masked=config.lengths == "masked")
+    data = fold_data(meta, feats, config.fold, masked=config.lengths == "masked",
+                     per_speaker=config.normalisation == "per_speaker_offline")
     ckpt = Path(checkpoint_dir or CHECKPOINTS) / corpus_name(config.corpus) / f"{config.name}.pt"
     if ckpt.is_file():
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1])

@@ -20,9 +20,9 @@ factor, what the project recommends, **looking only at validation speakers**:
 - test accuracy is never read here.
 
 Runs go to ``results/recipe/runs`` (committed: the decision table is derived from them) and the
-decisions to ``results/recipe_decisions.csv``, both written by ``python -m sierlib.recipe``,
-which is resumable: finished runs are read back, so a study stopped halfway goes on where it
-stopped. Stages run in order because each one starts from the decisions before it.
+decisions to ``results/recipe_decisions.csv``, both written by ``sier recipe run`` (or
+``python -m sierlib.recipe run``), which is resumable: finished runs are read back, so a study
+stopped halfway goes on where it stopped. Stages run in order because each one starts from the decisions before it.
 """
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ STAGES = (
     Stage("dropout", (("0.3 everywhere", {}), ("convolutions 0.1", {"conv_dropout": 0.1}),
                       ("classifiers 0.5, convolutions 0.3", {"dropout": 0.5, "conv_dropout": 0.3}))),
     Stage("augmentation", (("none", {}), ("SpecAugment 2 time + 2 row masks", {"time_masks": 2, "freq_masks": 2}),
-                           ("mixup 0.2", {"mixup_alpha": 0.2}))),
+                           ("mixup 0.2", {"mixup_alpha": 0.2}),
+                           ("speed 0.9 / 1 / 1.1", {"speed_perturbation": 0.1})),
+          why="speed perturbation needs length-aware runs; it is left out if the study chose padded inputs"),
     Stage("network size", (("kernel 5, 64 filters, GRU 128, FC 64", {}),
                            ("kernel 5, 128 filters, GRU 256, FC 128", {"n_filters": 128, "gru_hidden": 256,
                                                                        "fc_hidden": 128}),
@@ -93,6 +95,16 @@ def stage_configs(stage: Stage, incumbent: dict, option: dict) -> list[RunConfig
     fields = {k: v for k, v in {**STUDY_BASE, **incumbent, **option}.items() if k != "selection"}
     return [RunConfig(**{**fields, "n_cnn_layers": depth, "fold": fold, "seed": seed})
             for depth in stage.depths for seed in SEEDS for fold in FOLDS]
+
+
+def applicable(stage: Stage, incumbent: dict, option: dict) -> bool:
+    """False for an option that the recipe so far rules out (e.g. speed perturbation of padded
+    inputs): :class:`~sierlib.config.RunConfig` refuses it, and the stage goes on without it."""
+    try:
+        stage_configs(stage, incumbent, option)
+    except ValueError:
+        return False
+    return True
 
 
 def selection_of(incumbent: dict, option: dict) -> str:
@@ -133,7 +145,7 @@ def decide(stage: Stage, scores: dict[str, pd.Series]) -> tuple[str, pd.DataFram
 
     The best mean wins unless a simpler option (earlier in ``stage.options``) is within one
     standard error of its paired difference to the best; then the simplest such option wins."""
-    labels = [label for label, _ in stage.options]
+    labels = [label for label, _ in stage.options if label in scores]
     means = {k: scores[k].mean() for k in labels}
     best = max(labels, key=lambda k: means[k])
     rows, chosen = [], best
@@ -159,6 +171,8 @@ def option_scores(stage: Stage, incumbent: dict, records: dict) -> dict[str, pd.
     """Each option's validation scores, or None while a run is missing."""
     scores = {}
     for label, option in stage.options:
+        if not applicable(stage, incumbent, option):
+            continue
         selection = selection_of(incumbent, option)
         values = {}
         for c in stage_configs(stage, incumbent, option):  # the selection stage: the incumbent's runs
@@ -170,28 +184,51 @@ def option_scores(stage: Stage, incumbent: dict, records: dict) -> dict[str, pd.
     return scores
 
 
-def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None) -> tuple[dict, pd.DataFrame]:
-    """Walk the stages in order, deciding each from its records. ``run_missing(configs)`` is
-    called with a stage's unfinished runs (None: stop at the first stage with missing runs).
-    Returns the recipe decided so far (run-config fields) and the decision table."""
-    incumbent, tables = {}, []
+@dataclass
+class Study:
+    """What :func:`study` found: the recipe decided so far (run-config fields on top of the
+    paper-literal defaults), the decision table (one row per option) and every run's
+    validation score (one row per option x depth x fold x seed), for plots."""
+
+    recipe: dict
+    decisions: pd.DataFrame
+    scores: pd.DataFrame
+    pending: list = field(default_factory=list)  # the factors not decided yet
+
+
+def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None) -> Study:
+    """Walk the stages in order, deciding each from its records. ``run_missing(configs, stage)``
+    is called with a stage's unfinished runs (None: stop at the first stage with missing runs)."""
+    incumbent, tables, score_rows = {}, [], []
     for number, stage in enumerate(stages, 1):
         records = _records_by_name(runs_dir)
         scores = option_scores(stage, incumbent, records)
         if scores is None and run_missing is not None:
-            todo = [c for _, option in stage.options for c in stage_configs(stage, incumbent, option)
-                    if c.name not in records]
+            todo = [c for _, option in stage.options if applicable(stage, incumbent, option)
+                    for c in stage_configs(stage, incumbent, option) if c.name not in records]
             run_missing(todo, stage)
             scores = option_scores(stage, incumbent, _records_by_name(runs_dir))
         if scores is None:
-            break
+            return _study(incumbent, tables, score_rows, [s.factor for s in stages[number - 1:]])
         chosen, table = decide(stage, scores)
         tables.append(table.assign(stage=number))
+        score_rows += [{"stage": number, "factor": stage.factor, "option": label, "n_cnn_layers": depth, "fold": fold,
+                        "seed": seed, "val_score": 100 * v}
+                       for label, series in scores.items() for (depth, fold, seed), v in series.items()]
         incumbent = {**incumbent, **dict(stage.options)[chosen]}
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    if len(table):
-        table = table[["stage"] + [c for c in table.columns if c != "stage"]]
-    return incumbent, table
+    return _study(incumbent, tables, score_rows, [])
+
+
+def _study(incumbent, tables, score_rows, pending) -> Study:
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["stage", "factor", "option"])
+    table = table[["stage"] + [c for c in table.columns if c != "stage"]]
+    return Study(incumbent, table, pd.DataFrame(score_rows), pending)
+
+
+def recipe_config(recipe: dict, **fields) -> RunConfig:
+    """The run of ``recipe`` with ``fields`` (corpus, depth, gamma, fold, seed...) set: what the
+    study trained (the selection is read from its record, see :func:`stage_configs`)."""
+    return RunConfig(**{**{k: v for k, v in recipe.items() if k != "selection"}, **fields})
 
 
 def write_decisions(table: pd.DataFrame, path=DECISIONS):
@@ -199,15 +236,33 @@ def write_decisions(table: pd.DataFrame, path=DECISIONS):
     return write_csv_atomic(table.round({"val_mean": 2, "val_sem": 2, "diff_to_best": 2, "diff_sem": 2}), path)
 
 
+def recipe_plan(recipe: dict, corpus: str = "emodb", depths=(1,), gammas=(None,), seeds=SEEDS,
+                normalisation: str = "train_speakers") -> list[RunConfig]:
+    """The runs of the recipe's tables: every depth x gamma x seed x fold of ``corpus``."""
+    from .corpora import corpus_info
+
+    return [recipe_config(recipe, corpus=corpus, n_cnn_layers=depth, gamma=gamma, seed=seed, fold=fold,
+                          normalisation=normalisation)
+            for depth in depths for gamma in gammas for seed in seeds for fold in range(corpus_info(corpus).n_folds)]
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sierlib.recipe", description=__doc__,
+    ap = argparse.ArgumentParser(prog="sier recipe", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=("run", "decide"),
+    ap.add_argument("action", choices=("run", "decide", "tables"),
                     help="run: train what the next stages need and decide them; decide: only derive the "
-                         "decision table from the finished runs")
+                         "decision table from the finished runs; tables: train the recipe decided so far "
+                         "in the cells given by --corpus --depths --gammas --seeds (and --offline)")
+    ap.add_argument("--corpus", default="emodb")
+    ap.add_argument("--depths", type=int, nargs="+", default=[1])
+    ap.add_argument("--gammas", type=lambda t: None if t.lower() == "none" else float(t), nargs="+", default=[None])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    ap.add_argument("--offline", action="store_true",
+                    help="with tables: normalisation per_speaker_offline (the separate 'offline' row)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no run after this long")
+    ap.add_argument("--data-root", default=None, help="folder holding the corpora (default: $SIER_DATA or data/)")
     ap.add_argument("--runs-dir", default=str(STUDY_RUNS))
     ap.add_argument("--decisions", default=str(DECISIONS))
     args = ap.parse_args(argv)
@@ -220,13 +275,28 @@ def main(argv=None) -> int:
         if left is not None and left <= 0:
             return
         print(f"stage {stage.factor}: {len(todo)} runs to train")
-        print(run_in_process(todo, workers=args.workers, out_dir=args.runs_dir, device=args.device, max_minutes=left))
+        print(run_in_process(todo, workers=args.workers, out_dir=args.runs_dir, device=args.device,
+                             data_root=args.data_root, max_minutes=left))
 
-    recipe, table = study(args.runs_dir, run_missing=run_missing if args.action == "run" else None)
-    if len(table):
-        write_decisions(table, args.decisions)
-        print(table.to_string(index=False))
-    print("recipe so far:", json.dumps(recipe, sort_keys=True))
+    if args.action == "tables":
+        from .sweep import run_in_process, unfinished
+
+        recipe = study(args.runs_dir).recipe
+        plan = recipe_plan(recipe, args.corpus, args.depths, args.gammas, args.seeds,
+                           "per_speaker_offline" if args.offline else "train_speakers")
+        print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, "
+              f"{len(unfinished(plan, args.runs_dir))} to train")
+        report = run_in_process(plan, workers=args.workers, out_dir=args.runs_dir, device=args.device,
+                                data_root=args.data_root, max_minutes=args.max_minutes)
+        print(report)
+        return 1 if report.failed else 0
+    found = study(args.runs_dir, run_missing=run_missing if args.action == "run" else None)
+    if len(found.decisions):
+        write_decisions(found.decisions, args.decisions)
+        print(found.decisions.to_string(index=False))
+    print("recipe so far:", json.dumps(found.recipe, sort_keys=True))
+    if found.pending:
+        print("not decided yet (runs missing):", ", ".join(found.pending))
     return 0
 
 

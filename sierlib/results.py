@@ -260,11 +260,8 @@ def al_vs_without(runs: pd.DataFrame, corpus: str) -> pd.DataFrame:
 def _seed_study_runs(runs: pd.DataFrame, depth: int, gamma: float) -> pd.DataFrame:
     """The runs of the seed study: the default 2D CNN biGRU at ``depth``, with AL at ``gamma``
     and without AL, every other field at its default (so no other setting is averaged in)."""
-    fixed = {k: v for k, v in DEFAULTS.items() if k not in ("corpus", "fold", "seed", "gamma", "n_cnn_layers")}
-    mask = (runs.n_cnn_layers == depth) & runs.gamma.isin([gamma_label(gamma), WITHOUT_AL])
-    for k, v in fixed.items():
-        mask &= runs[k].isna() if v is None else runs[k] == v
-    return runs[mask]
+    runs = paper_literal_runs(runs)
+    return runs[(runs.n_cnn_layers == depth) & runs.gamma.isin([gamma_label(gamma), WITHOUT_AL])]
 
 
 def seed_spread(runs: pd.DataFrame, depth: int = 1, gamma: float = 3.33) -> pd.DataFrame:
@@ -387,3 +384,73 @@ def write_tables(runs_dir=None, results_dir=None) -> list[Path]:
                 + markdown_table(t["table2_show"][["corpus", "method", "encoder", "gamma", "folds", "ours", "our_UAR",
                                                    "paper"]]))
     return written + [out / "table1.md", out / "table2.md"]
+
+
+def _mean_std(values) -> tuple[float, float]:
+    v = 100 * np.asarray(values, float)
+    return (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else np.nan) if len(v) else (np.nan, np.nan)
+
+
+def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, reference_runs=None,
+                      seeds=(0, 1, 2), normalisation: str = "train_speakers") -> pd.DataFrame:
+    """The paper, the paper-literal runs and the recipe side by side, for each Table 1 cell where
+    the recipe has runs: test accuracy and UAR, mean ± std over every fold x seed run (the
+    paper's std is over folds), and for AL cells the recipe's paired test against the recipe
+    without AL over (fold, seed).
+
+    The recipe's runs are read from ``study_runs`` (default ``results/recipe/runs``) by name,
+    with the recipe's ``normalisation``, and its numbers are those of its selection method
+    (every run records each); the paper-literal ones are the reference records (default
+    ``results/runs``) of the default configuration, every seed they have. The "offline"
+    setting (``normalisation="per_speaker_offline"``) is a separate call, never mixed in."""
+    from .recipe import STUDY_RUNS, recipe_config
+    from .records import read_record, record_path
+
+    study_runs = STUDY_RUNS if study_runs is None else study_runs
+    selection = recipe.get("selection", "best_val")
+    n_folds = corpus_info(corpus).n_folds
+    literal = paper_literal_runs(load_runs(reference_runs, corpus))
+    literal = literal[literal.seed.isin(list(seeds))]
+
+    def recipe_runs(depth, gamma):
+        out = {}
+        for seed in seeds:
+            for fold in range(n_folds):
+                config = recipe_config(recipe, corpus=corpus, n_cnn_layers=depth, gamma=gamma, fold=fold, seed=seed,
+                                       normalisation=normalisation)
+                rec = read_record(record_path(config, study_runs))
+                if rec is not None:
+                    out[(fold, seed)] = rec["selections"][selection]
+        return out
+
+    rows = []
+    for depth, gamma in TABLE1_CELLS:
+        ours = recipe_runs(depth, gamma)
+        if not ours:
+            continue
+        lit = literal[(literal.n_cnn_layers == depth) & (literal.gamma == gamma_label(gamma))]
+        row = {"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma_label(gamma),
+               "paper_acc": fmt(*PAPER_TABLE1.get(corpus, {}).get((depth, gamma), (np.nan, np.nan))),
+               "literal_runs": len(lit), "literal_acc": fmt(*_mean_std(lit.test_accuracy)),
+               "literal_uar": fmt(*_mean_std(lit.test_uar)),
+               "recipe_runs": len(ours), "recipe_acc": fmt(*_mean_std([m["test_accuracy"] for m in ours.values()])),
+               "recipe_uar": fmt(*_mean_std([m["test_uar"] for m in ours.values()])),
+               "recipe_acc_mean": _mean_std([m["test_accuracy"] for m in ours.values()])[0]}
+        if gamma is not None:
+            base = recipe_runs(depth, None)
+            pairs = sorted(set(ours) & set(base))
+            t = paired_test([100 * ours[k]["test_accuracy"] for k in pairs], [100 * base[k]["test_accuracy"] for k in pairs])
+            row.update({"vs_without_AL_pairs": t["n_folds"], "vs_without_AL_diff": t["mean_diff"],
+                        "wins": t["wins"], "losses": t["losses"], "permutation_p": t["permutation_p"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_literal_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the default 2D CNN biGRU (every field at its default but corpus, fold, seed,
+    gamma and depth): the paper-literal setting, all seeds."""
+    fixed = {k: v for k, v in DEFAULTS.items() if k not in ("corpus", "fold", "seed", "gamma", "n_cnn_layers")}
+    mask = pd.Series(True, index=runs.index)
+    for k, v in fixed.items():
+        mask &= runs[k].isna() if v is None else runs[k] == v
+    return runs[mask]

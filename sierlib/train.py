@@ -156,6 +156,9 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
     for idx in epoch_batches(part, config, generator):
         lam = lambda_at(step)
         xb, yb, nb = X[idx], y[idx], L[idx]
+        if "speed_X" in part:  # speed perturbation: each utterance at a speed drawn for it
+            k = torch.randint(0, len(part["speed_X"]), (len(idx),), generator=generator)
+            xb, nb = part["speed_X"][k, idx], part["speed_lengths"][k, idx]
         if masked:
             xb = crop_to_longest(xb, nb)
         if config.time_masks or config.freq_masks:
@@ -271,7 +274,9 @@ def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc:
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # the training tensors go to the device once, not batch by batch
-    tr = {k: v.to(device) if torch.is_tensor(v) and k not in ("lengths",) else v for k, v in data["train"].items()}
+    # (the lengths and the speed-perturbed copies are indexed on the host, batch by batch)
+    tr = {k: v.to(device) if torch.is_tensor(v) and k not in ("lengths", "speed_X", "speed_lengths") else v
+          for k, v in data["train"].items()}
     va = data["val"]
     steps_per_epoch = len(epoch_batches(data["train"], config, torch.Generator().manual_seed(config.seed)))
     total_steps = config.epochs * steps_per_epoch

@@ -74,10 +74,12 @@ def test_the_study_walks_the_stages_and_stops_where_runs_are_missing(tmp_path, m
         write_record(_record(c, 0.50), tmp_path)
     for c in stage_configs(stages[0], {}, {"lengths": "masked"}):
         write_record(_record(c, 0.55 + 0.001 * c.fold), tmp_path)
-    recipe_so_far, table = study(tmp_path, stages)
+    found = study(tmp_path, stages)
+    recipe_so_far, table = found.recipe, found.decisions
     # masked wins, the selection stage reads the masked runs and picks swa, the epochs stage has no runs yet
     assert recipe_so_far == {"lengths": "masked", "selection": "swa"}
-    assert list(table.stage.unique()) == [1, 2]
+    assert list(table.stage.unique()) == [1, 2] and found.pending == ["epochs"]
+    assert len(found.scores) == 2 * 15 + 2 * 15 and set(found.scores.stage) == {1, 2}
     asked = []
 
     def run_missing(todo, stage):
@@ -85,7 +87,8 @@ def test_the_study_walks_the_stages_and_stops_where_runs_are_missing(tmp_path, m
         for c in todo:
             write_record(_record(c, 0.40), tmp_path)
 
-    recipe_so_far, table = study(tmp_path, stages, run_missing=run_missing)
+    found = study(tmp_path, stages, run_missing=run_missing)
+    recipe_so_far, table = found.recipe, found.decisions
     # only the 60-epoch option trains: the incumbent's 15 runs exist; 60 epochs scores worse
     assert asked == [("epochs", 15)]
     assert recipe_so_far == {"lengths": "masked", "selection": "swa"}
@@ -98,3 +101,12 @@ def test_the_study_walks_the_stages_and_stops_where_runs_are_missing(tmp_path, m
     assert list(written.columns[:2]) == ["stage", "factor"]
     assert {"option", "n_runs", "val_mean", "val_sem", "chosen"} <= set(written.columns)
     assert written.chosen.sum() == 3  # one per stage
+
+
+def test_an_option_the_recipe_rules_out_is_left_out(tmp_path):
+    stages = (Stage("aug", (("none", {}), ("speed", {"speed_perturbation": 0.1}))),)
+    for c in stage_configs(stages[0], {}, {}):
+        write_record(_record(c, 0.5), tmp_path)
+    # padded inputs (the default) cannot be speed-perturbed: the stage decides among the rest
+    found = study(tmp_path, stages)
+    assert list(found.decisions.option) == ["none"] and found.recipe == {}
