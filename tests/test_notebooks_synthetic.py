@@ -234,3 +234,36 @@ def test_06_comparison_from_synthetic_records_and_emodb_missing(synthetic_runs, 
     assert float(val) == pytest.approx(max(val_means.values()), abs=0.05)
     assert float(test) == pytest.approx(100 * np.mean([r["test_accuracy"] for r in settings[gamma]]), abs=0.05)
     assert count_outputs(nb, "best_setting_on_validation(", "image/png") == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# 07: the recipe study, from hand-made study records (the study itself runs on Emo-DB)
+
+
+def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
+    from sierlib.recipe import STAGES, stage_configs
+    from sierlib.records import write_record
+
+    runs_dir = tmp_path / "study"
+    val = {"padded": 0.50, "masked": 0.60}
+    for lengths, score in val.items():
+        for c in stage_configs(STAGES[0], {}, {"lengths": lengths}):
+            per_speaker = {"a": score + 0.01 * c.fold, "b": score + 0.01 * c.fold}
+            write_record({"status": "finished", "name": c.name, "config": c.to_dict(),
+                          "n_utterances": {"val_by_speaker": {"a": 10, "b": 10}},
+                          "curves": [{"epoch": 1, "val_speaker_emotion_accuracy": per_speaker}],
+                          "selections": {m: {"val_accuracy": score + (0.05 if m == "ema" else 0), "test_accuracy": 0.5,
+                                             "test_uar": 0.5} for m in ("best_val", "swa", "ema")}}, runs_dir)
+    nb = execute("07_recipe.ipynb", tmp_path, runs_dir=str(runs_dir))
+    head = cell_text(nb, "found = study(")
+    assert f"2 of {len(STAGES)} stages decided" in head
+    assert "{'lengths': 'masked', 'selection': 'ema'}" in head and "not decided yet: schedule" in head
+    table = cell_text(nb, "found.decisions[cols].round(2) if")
+    assert re.search(r"1\s+lengths\s+masked\s+15\s+62\.0\s.*True", table)
+    assert re.search(r"2\s+selection\s+EMA 0.99\s+15\s+65\.0\s.*True", table)
+    assert count_outputs(nb, "plot_recipe_stages(", "image/png") == 1
+    # the recipe so far (masked, EMA) at 1 block without AL is the study's last stage's runs, read with
+    # EMA's test numbers; no AL cell has been trained with it
+    comparison = cell_text(nb, "comparison = recipe_comparison(")
+    assert re.search(r"emodb\s+1\s+without AL\s+67\.3 ± 6\.5\s+\d+\s+\S+ ± \S+\s+\S+ ± \S+\s+15\s+50\.0 ± 0\.0", comparison)
+    assert "3.33" not in comparison and "no offline runs yet" in cell_text(nb, "offline = recipe_comparison(")

@@ -110,3 +110,36 @@ def test_an_option_the_recipe_rules_out_is_left_out(tmp_path):
     # padded inputs (the default) cannot be speed-perturbed: the stage decides among the rest
     found = study(tmp_path, stages)
     assert list(found.decisions.option) == ["none"] and found.recipe == {}
+
+
+def test_recipe_comparison_reads_the_recipe_selection_and_pairs_al_with_without(tmp_path):
+    from sierlib.config import RunConfig
+    from sierlib.recipe import recipe_config
+    from sierlib.results import recipe_comparison
+
+    recipe = {"lengths": "masked", "selection": "swa"}
+    study_dir, reference = tmp_path / "study", tmp_path / "reference"
+    for seed in range(3):
+        for fold in range(5):
+            for gamma, acc in ((None, 0.60), (3.33, 0.62 if fold else 0.58)):
+                c = recipe_config(recipe, n_cnn_layers=1, gamma=gamma, fold=fold, seed=seed)
+                rec = _record(c, 0.5)
+                rec["selections"]["swa"].update(test_accuracy=acc, test_uar=acc - 0.01)
+                rec["selections"]["best_val"].update(test_accuracy=0.1, test_uar=0.1)  # not the recipe's selection
+                write_record(rec, study_dir)
+        for fold in range(5):  # the paper-literal reference runs: seeds 0-2 count, seed 3 does not
+            c = RunConfig(gamma=None, fold=fold, seed=seed)
+            write_record({**_record(c, 0.5), "test_accuracy": 0.55, "test_uar": 0.5}, reference)
+    write_record({**_record(RunConfig(gamma=None, fold=0, seed=3), 0.5), "test_accuracy": 0.0, "test_uar": 0.0},
+                 reference)
+    table = recipe_comparison(recipe, "emodb", study_dir, reference).set_index("gamma")
+    assert list(table.index) == ["without AL", "3.33"]
+    assert table.loc["without AL", "recipe_acc"] == "60.0 ± 0.0" and table.loc["without AL", "recipe_runs"] == 15
+    assert table.loc["without AL", "literal_acc"] == "55.0 ± 0.0" and table.loc["without AL", "literal_runs"] == 15
+    assert table.loc["without AL", "paper_acc"] == "67.3 ± 6.5"
+    al = table.loc["3.33"]
+    assert al.vs_without_AL_pairs == 15 and al.wins == 12 and al.losses == 3
+    assert al.vs_without_AL_diff == pytest.approx((12 * 2 - 3 * 2) / 15)
+    assert al.literal_runs == 0 and al.literal_acc == "missing"
+    # the offline setting is another run name: nothing of it here
+    assert recipe_comparison(recipe, "emodb", study_dir, reference, normalisation="per_speaker_offline").empty
