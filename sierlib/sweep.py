@@ -203,7 +203,9 @@ def _in_process_worker(configs, options: RunOptions, pack, deadline, queue):
         if deadline is not None and time.time() > deadline:
             queue.put((config.name, "skipped", "deadline"))
             continue
-        key = (config.corpus, config.feature_params.get("kind", "mfcc"))
+        # one load per corpus and feature parameters (kind, high-pass, trimming...): runs of a
+        # sweep may differ in any of them
+        key = (config.corpus, json.dumps(config.feature_params, sort_keys=True))
         try:
             if key not in loaded:
                 loaded[key] = (load_pack(pack, config) if pack else

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import sierlib.sweep as sweep
+from sierlib.config import RunConfig
 from sierlib.results import collect_runs
 from sierlib.sweep import bundle_records, plan_sweep, run_sweep, unbundle_records
 
@@ -137,3 +138,20 @@ def test_in_process_sweep_from_a_pack_gives_the_same_records(synthetic_root, syn
     again = run_in_process(plan, workers=2, out_dir=tmp_path / "runs", device="cpu", pack=tmp_path / "pack",
                            progress=False)
     assert again.skipped == len(plan) and again.finished == []
+
+
+@pytest.mark.slow
+def test_an_in_process_worker_loads_features_per_feature_parameters(synthetic_root, synthetic_cache, tmp_path,
+                                                                    monkeypatch):
+    """One worker running two trimming thresholds must not hand the second run the first's features."""
+    import queue
+
+    from sierlib.config import RunOptions
+
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
+    plan = [RunConfig(corpus="synthetic", gamma=None, epochs=1, n_filters=4, gru_hidden=4, fc_hidden=4, top_db=top_db)
+            for top_db in (30.0, 20.0)]
+    reports = queue.Queue()  # the worker function itself, in this process (what each spawned worker runs)
+    sweep._in_process_worker(plan, RunOptions(device="cpu", data_root=str(synthetic_root), out_dir=str(tmp_path)),
+                             None, None, reports)
+    assert [reports.get_nowait() for _ in plan] == [(c.name, "finished", "") for c in plan]
