@@ -136,7 +136,8 @@ class RunConfig:
     freq_mask_rows: int = _param(4, _int_in(1, 100), "SpecAugment: widest feature-row mask")
     mixup_alpha: float = _param(0.0, (lambda v: _is_num(v) and v >= 0, "a number >= 0 (0: off)"),
                                 "mixup of training batches, Beta(alpha, alpha)")
-    speed_perturbation: float = _param(0.0, (lambda v: _is_num(v) and 0 <= v <= 0.3, "a number in [0, 0.3] (0: off)"),
+    speed_perturbation: float = _param(0.0, (lambda v: _is_num(v) and (v == 0 or 0.01 <= v <= 0.3),
+                                             "0 (off) or a number in [0.01, 0.3]"),
                                        "s: each epoch, each training utterance at speed 1-s, 1 or 1+s (features "
                                        "cached per factor); needs lengths='masked'")
     highpass_hz: float | None = _param(80.0, (lambda v: v is None or (_is_num(v) and 0 < v < 1000),

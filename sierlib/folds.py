@@ -110,28 +110,33 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     mean, std = fit_standardiser(feats.select(parts["train"]), lengths["train"] if masked else None)
     if per_speaker:
         mean = std = None
+        # each speaker's own statistics (over its unperturbed utterances)
+        speaker_stats = {spk: fit_standardiser(feats.select(m_spk), feats.select(m_spk, feats.n_frames) if masked else None)
+                         for spk, m_spk in meta.groupby("speaker")}
+
+    def standardised(f, m, n):
+        if not per_speaker:
+            return standardise(f.select(m), mean, std, n)
+        X = np.empty((len(m), f.X.shape[1], f.X.shape[2]), dtype=np.float32)
+        for spk in m["speaker"].unique():
+            rows = (m["speaker"] == spk).to_numpy()
+            X[rows] = standardise(f.select(m[rows]), *speaker_stats[spk], None if n is None else n[rows])
+        return X
+
     out = {"emotions": emotions, "train_speakers": train_speakers, "mean": mean, "std": std}
     for role, m in parts.items():
-        if per_speaker:
-            X = np.empty((len(m),) + feats.X.shape[1:], dtype=np.float32)
-            for spk in m["speaker"].unique():
-                rows = (m["speaker"] == spk).to_numpy()
-                X_spk, n_spk = feats.select(m[rows]), lengths[role][rows]
-                X[rows] = standardise(X_spk, *fit_standardiser(X_spk, n_spk if masked else None),
-                                      n_spk if masked else None)
-        else:
-            X = standardise(feats.select(m), mean, std, lengths[role] if masked else None)
+        X = standardised(feats, m, lengths[role] if masked else None)
         out[role] = {"X": torch.from_numpy(X), "lengths": torch.from_numpy(lengths[role].astype("int64")),
                      "y": torch.tensor([emo_index[e] for e in m["emotion"]]),
                      "speakers": m["speaker"].tolist()}
     if speed_feats:
-        if not masked or per_speaker:
-            raise ValueError("speed_feats needs masked=True and per_speaker=False")
+        if not masked:
+            raise ValueError("speed_feats needs masked=True: perturbed utterances have lengths of their own")
         m = parts["train"]
         copies = [(out["train"]["X"].numpy(), lengths["train"])]
         for f in speed_feats.values():
             n = f.select(m, f.n_frames)
-            copies.append((standardise(f.select(m), mean, std, n), n))
+            copies.append((standardised(f, m, n), n))
         width = max(x.shape[-1] for x, _ in copies)
         out["train"]["speed_X"] = torch.from_numpy(np.stack([np.pad(x, ((0, 0), (0, 0), (0, width - x.shape[-1])))
                                                              for x, _ in copies]))

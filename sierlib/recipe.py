@@ -15,7 +15,9 @@ factor, what the project recommends, **looking only at validation speakers**:
   both ways, weighted by their utterances (slightly pessimistic: the choice sees half the
   speakers);
 - the best-scoring option wins unless a simpler option (listed earlier) is within one standard
-  error of the paired difference: then the simplest such option wins;
+  error of the paired difference: then the simplest such option wins. The standard errors are
+  over folds, each fold's runs averaged over seeds first: the seeds of a fold share its
+  speakers, so they are not independent samples of speakers;
 - the ``selection`` stage trains nothing: every run records all its selection methods;
 - test accuracy is never read here.
 
@@ -97,14 +99,17 @@ def stage_configs(stage: Stage, incumbent: dict, option: dict) -> list[RunConfig
             for depth in stage.depths for seed in SEEDS for fold in FOLDS]
 
 
-def applicable(stage: Stage, incumbent: dict, option: dict) -> bool:
-    """False for an option that the recipe so far rules out (e.g. speed perturbation of padded
-    inputs): :class:`~sierlib.config.RunConfig` refuses it, and the stage goes on without it."""
+def ruled_out(stage: Stage, incumbent: dict, option: dict) -> str | None:
+    """Why the recipe so far rules an option out (e.g. speed perturbation of padded inputs, which
+    :class:`~sierlib.config.RunConfig` refuses), or None: the stage goes on without it and the
+    decision table says so."""
     try:
         stage_configs(stage, incumbent, option)
-    except ValueError:
-        return False
-    return True
+    except ValueError as exc:
+        if "lengths='masked'" in str(exc):
+            return str(exc)
+        raise  # any other refusal is a mistake in the stage's options
+    return None
 
 
 def selection_of(incumbent: dict, option: dict) -> str:
@@ -114,8 +119,12 @@ def selection_of(incumbent: dict, option: dict) -> str:
 def crossed_best_epoch_accuracy(record: dict) -> float:
     """Validation accuracy of the best epoch, chosen on one validation speaker and scored on the
     other (both ways, weighted by their utterances): an estimate that the choice did not see."""
-    by_epoch = [c["val_speaker_emotion_accuracy"] for c in record["curves"]]
-    counts = record["n_utterances"]["val_by_speaker"]
+    try:
+        by_epoch = [c["val_speaker_emotion_accuracy"] for c in record["curves"]]
+        counts = record["n_utterances"]["val_by_speaker"]
+    except KeyError:
+        raise ValueError(f"{record.get('name')}: the record has no per-speaker validation accuracy (records "
+                         f"written before the recipe study lack it); train the run again") from None
     speakers = sorted(counts)
     if len(speakers) < 2:
         raise ValueError(f"{record['name']}: the crossed estimate needs >= 2 validation speakers")
@@ -152,12 +161,10 @@ def decide(stage: Stage, scores: dict[str, pd.Series]) -> tuple[str, pd.DataFram
     for label in labels:
         s = scores[label]
         diff = (s - scores[best]).dropna()
-        diff_sem = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
         rows.append({"factor": stage.factor, "option": label,
                      "settings": json.dumps(dict(stage.options)[label], sort_keys=True),
-                     "n_runs": int(s.notna().sum()), "val_mean": 100 * s.mean(),
-                     "val_sem": 100 * s.std(ddof=1) / math.sqrt(s.notna().sum()),
-                     "diff_to_best": 100 * diff.mean(), "diff_sem": 100 * diff_sem})
+                     "n_runs": int(s.notna().sum()), "val_mean": 100 * s.mean(), "val_sem": 100 * _fold_sem(s),
+                     "diff_to_best": 100 * diff.mean(), "diff_sem": 100 * _fold_sem(diff)})
     for row in rows:  # simplest first
         if row["option"] == best or abs(row["diff_to_best"]) <= row["diff_sem"]:
             chosen = row["option"]
@@ -167,11 +174,18 @@ def decide(stage: Stage, scores: dict[str, pd.Series]) -> tuple[str, pd.DataFram
     return chosen, pd.DataFrame(rows)
 
 
+def _fold_sem(values: pd.Series) -> float:
+    """Standard error over folds of values indexed by (depth, fold, seed): each fold's values
+    are averaged first (its seeds and depths share its speakers)."""
+    per_fold = values.groupby(level=1).mean()
+    return float(per_fold.std(ddof=1) / math.sqrt(len(per_fold))) if len(per_fold) > 1 else math.nan
+
+
 def option_scores(stage: Stage, incumbent: dict, records: dict) -> dict[str, pd.Series] | None:
     """Each option's validation scores, or None while a run is missing."""
     scores = {}
     for label, option in stage.options:
-        if not applicable(stage, incumbent, option):
+        if ruled_out(stage, incumbent, option):
             continue
         selection = selection_of(incumbent, option)
         values = {}
@@ -201,17 +215,22 @@ def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None) -> Study:
     is called with a stage's unfinished runs (None: stop at the first stage with missing runs)."""
     incumbent, tables, score_rows = {}, [], []
     for number, stage in enumerate(stages, 1):
+        for _, option in stage.options:  # a mistake in a stage's options stops the study at once
+            ruled_out(stage, incumbent, option)
         records = _records_by_name(runs_dir)
         scores = option_scores(stage, incumbent, records)
         if scores is None and run_missing is not None:
-            todo = [c for _, option in stage.options if applicable(stage, incumbent, option)
+            todo = [c for _, option in stage.options if not ruled_out(stage, incumbent, option)
                     for c in stage_configs(stage, incumbent, option) if c.name not in records]
             run_missing(todo, stage)
             scores = option_scores(stage, incumbent, _records_by_name(runs_dir))
         if scores is None:
             return _study(incumbent, tables, score_rows, [s.factor for s in stages[number - 1:]])
         chosen, table = decide(stage, scores)
-        tables.append(table.assign(stage=number))
+        out = [{"factor": stage.factor, "option": label, "settings": json.dumps(option, sort_keys=True), "n_runs": 0,
+                "chosen": False, "note": f"ruled out: {why}"}
+               for label, option in stage.options if (why := ruled_out(stage, incumbent, option))]
+        tables.append(pd.concat([table, pd.DataFrame(out)], ignore_index=True).assign(stage=number))
         score_rows += [{"stage": number, "factor": stage.factor, "option": label, "n_cnn_layers": depth, "fold": fold,
                         "seed": seed, "val_score": 100 * v}
                        for label, series in scores.items() for (depth, fold, seed), v in series.items()]
@@ -267,6 +286,7 @@ def main(argv=None) -> int:
     ap.add_argument("--decisions", default=str(DECISIONS))
     args = ap.parse_args(argv)
     t0 = time.time()
+    failed = []
 
     def run_missing(todo, stage):
         from .sweep import run_in_process
@@ -275,13 +295,18 @@ def main(argv=None) -> int:
         if left is not None and left <= 0:
             return
         print(f"stage {stage.factor}: {len(todo)} runs to train")
-        print(run_in_process(todo, workers=args.workers, out_dir=args.runs_dir, device=args.device,
-                             data_root=args.data_root, max_minutes=left))
+        report = run_in_process(todo, workers=args.workers, out_dir=args.runs_dir, device=args.device,
+                                data_root=args.data_root, max_minutes=left)
+        failed.extend(report.failed)
+        print(report)
 
     if args.action == "tables":
         from .sweep import run_in_process, unfinished
 
-        recipe = study(args.runs_dir).recipe
+        found = study(args.runs_dir)
+        recipe = found.recipe
+        if found.pending:
+            print(f"note: the study has not decided {', '.join(found.pending)} yet: these runs use the recipe so far")
         plan = recipe_plan(recipe, args.corpus, args.depths, args.gammas, args.seeds,
                            "per_speaker_offline" if args.offline else "train_speakers")
         print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, "
@@ -297,7 +322,7 @@ def main(argv=None) -> int:
     print("recipe so far:", json.dumps(found.recipe, sort_keys=True))
     if found.pending:
         print("not decided yet (runs missing):", ", ".join(found.pending))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -68,10 +68,28 @@ def gamma_value(label: str) -> float | None:
 
 
 def setting_id(row: dict) -> str:
-    """A short hash of every configuration field but fold and seed: equal for runs of one setting."""
+    """A short hash of every configuration field but fold and seed: equal for runs of one setting.
+    As in a run's name, only fields that differ from their defaults enter the hash, so a field
+    added later (with a default that keeps the old behaviour) changes no setting id."""
     setting = {k: row[k] for k in CONFIG_COLS if k not in ("fold", "seed")}
     setting["gamma"] = gamma_value(gamma_label(setting["gamma"]))
-    return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:8]
+    changed = {k: v for k, v in setting.items() if not _is_default(k, v)}
+    return hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _is_default(field: str, value) -> bool:
+    default = DEFAULTS[field]
+    if default is None or value is None or (isinstance(value, float) and np.isnan(value)):
+        return (default is None) == (value is None or (isinstance(value, float) and np.isnan(value)))
+    return value == default
+
+
+def main_table_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs that the main tables may show: never the "offline" setting (each speaker
+    standardised with its own audio, test speakers included), which is shown apart."""
+    if "normalisation" not in runs:  # a runs CSV from before the field existed: all main-table runs
+        return runs
+    return runs[runs.normalisation.fillna(DEFAULTS["normalisation"]) == DEFAULTS["normalisation"]]
 
 
 def records_frame(records) -> pd.DataFrame:
@@ -132,6 +150,7 @@ def select_on_validation(runs: pd.DataFrame, cell: list[str]) -> pd.DataFrame:
     """For each cell (e.g. depth x gamma), keep the runs of the one setting (e.g. a point of the
     section 4.2 grid) with the most folds and, among those, the best mean *validation* accuracy
     over folds. Test accuracy plays no part in the choice."""
+    runs = main_table_runs(runs)
     if runs.empty:
         return runs
     stats = runs.groupby(cell + ["setting"], dropna=False).agg(folds=("fold", "nunique"), val=("val_accuracy", "mean"))
@@ -242,7 +261,7 @@ def _partner_key(runs: pd.DataFrame) -> pd.Series:
 def al_vs_without(runs: pd.DataFrame, corpus: str) -> pd.DataFrame:
     """For each setting with AL, the paired test against the same setting without AL (every other
     field equal), over the folds both have; seed 0 of the 2D CNN biGRU, as Table 1."""
-    runs = runs[(runs.encoder == "2dcnn_bigru") & (runs.seed == 0)]
+    runs = main_table_runs(runs[(runs.encoder == "2dcnn_bigru") & (runs.seed == 0)])
     runs = runs.assign(_partner=_partner_key(runs))
     base = runs[runs.gamma == WITHOUT_AL]
     rows = []
@@ -396,12 +415,13 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
     """The paper, the paper-literal runs and the recipe side by side, for each Table 1 cell where
     the recipe has runs: test accuracy and UAR, mean ± std over every fold x seed run (the
     paper's std is over folds), and for AL cells the recipe's paired test against the recipe
-    without AL over (fold, seed).
+    without AL over folds, each fold's accuracy averaged over its seeds first (the seeds of a
+    fold share its speakers; ``wins``/``losses`` count folds).
 
     The recipe's runs are read from ``study_runs`` (default ``results/recipe/runs``) by name,
     with the recipe's ``normalisation``, and its numbers are those of its selection method
     (every run records each); the paper-literal ones are the reference records (default
-    ``results/runs``) of the default configuration, every seed they have. The "offline"
+    ``results/runs``) of the default configuration, of the same ``seeds``. The "offline"
     setting (``normalisation="per_speaker_offline"``) is a separate call, never mixed in."""
     from .recipe import STUDY_RUNS, recipe_config
     from .records import read_record, record_path
@@ -439,9 +459,13 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
         if gamma is not None:
             base = recipe_runs(depth, None)
             pairs = sorted(set(ours) & set(base))
-            t = paired_test([100 * ours[k]["test_accuracy"] for k in pairs], [100 * base[k]["test_accuracy"] for k in pairs])
-            row.update({"vs_without_AL_pairs": t["n_folds"], "vs_without_AL_diff": t["mean_diff"],
-                        "wins": t["wins"], "losses": t["losses"], "permutation_p": t["permutation_p"]})
+            both = pd.DataFrame([{"fold": fold, "al": 100 * ours[(fold, seed)]["test_accuracy"],
+                                  "without": 100 * base[(fold, seed)]["test_accuracy"]} for fold, seed in pairs])
+            per_fold = both.groupby("fold").mean() if len(both) else both
+            t = paired_test(per_fold["al"].to_numpy(), per_fold["without"].to_numpy()) if len(both) else \
+                {"n_folds": 0, "mean_diff": np.nan, "wins": 0, "losses": 0, "permutation_p": np.nan}
+            row.update({"paired_runs": len(pairs), "folds_paired": t["n_folds"], "vs_without_AL_diff": t["mean_diff"],
+                        "fold_wins": t["wins"], "fold_losses": t["losses"], "permutation_p": t["permutation_p"]})
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -155,10 +155,12 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
     step, lam = first_step, 0.0
     for idx in epoch_batches(part, config, generator):
         lam = lambda_at(step)
-        xb, yb, nb = X[idx], y[idx], L[idx]
-        if "speed_X" in part:  # speed perturbation: each utterance at a speed drawn for it
+        yb = y[idx]
+        if "speed_X" in part:  # speed perturbation: each utterance at a speed drawn for it (row 0: as recorded)
             k = torch.randint(0, len(part["speed_X"]), (len(idx),), generator=generator)
             xb, nb = part["speed_X"][k, idx], part["speed_lengths"][k, idx]
+        else:
+            xb, nb = X[idx], L[idx]
         if masked:
             xb = crop_to_longest(xb, nb)
         if config.time_masks or config.freq_masks:

@@ -109,7 +109,15 @@ def test_an_option_the_recipe_rules_out_is_left_out(tmp_path):
         write_record(_record(c, 0.5), tmp_path)
     # padded inputs (the default) cannot be speed-perturbed: the stage decides among the rest
     found = study(tmp_path, stages)
-    assert list(found.decisions.option) == ["none"] and found.recipe == {}
+    assert list(found.decisions.option) == ["none", "speed"] and found.recipe == {}
+    speed = found.decisions.set_index("option").loc["speed"]
+    assert speed.n_runs == 0 and not speed.chosen and speed.note.startswith("ruled out: speed_perturbation")
+
+
+def test_an_option_refused_for_another_reason_is_a_mistake_not_a_silent_skip(tmp_path):
+    stages = (Stage("typo", (("none", {}), ("bad", {"dropout": 1.5}))),)
+    with pytest.raises(ValueError, match="dropout"):
+        study(tmp_path, stages)
 
 
 def test_recipe_comparison_reads_the_recipe_selection_and_pairs_al_with_without(tmp_path):
@@ -138,8 +146,10 @@ def test_recipe_comparison_reads_the_recipe_selection_and_pairs_al_with_without(
     assert table.loc["without AL", "literal_acc"] == "55.0 ± 0.0" and table.loc["without AL", "literal_runs"] == 15
     assert table.loc["without AL", "paper_acc"] == "67.3 ± 6.5"
     al = table.loc["3.33"]
-    assert al.vs_without_AL_pairs == 15 and al.wins == 12 and al.losses == 3
-    assert al.vs_without_AL_diff == pytest.approx((12 * 2 - 3 * 2) / 15)
+    # paired over folds, each fold's seeds averaged: fold 0 loses (-2 points), folds 1-4 win (+2)
+    assert al.paired_runs == 15 and al.folds_paired == 5 and al.fold_wins == 4 and al.fold_losses == 1
+    assert al.vs_without_AL_diff == pytest.approx((4 * 2 - 2) / 5)
+    assert al.permutation_p == pytest.approx(12 / 32)  # sign flips of (-2, 2, 2, 2, 2) with |mean| >= 1.2
     assert al.literal_runs == 0 and al.literal_acc == "missing"
     # the offline setting is another run name: nothing of it here
     assert recipe_comparison(recipe, "emodb", study_dir, reference, normalisation="per_speaker_offline").empty
