@@ -89,14 +89,14 @@ STAGES = (
 )
 
 
-def stage_configs(stage: Stage, incumbent: dict, option: dict) -> list[RunConfig]:
+def stage_configs(stage: Stage, incumbent: dict, option: dict, folds=FOLDS) -> list[RunConfig]:
     """The runs of one option: the incumbent recipe with the option's fields, every depth,
     seed and fold of the stage. ``selection`` is left at its default: it changes what a run
     reports, not what it trains, and every run records every selection method, so the study
     trains each network once (:func:`selection_of` says which of its numbers count)."""
     fields = {k: v for k, v in {**STUDY_BASE, **incumbent, **option}.items() if k != "selection"}
     return [RunConfig(**{**fields, "n_cnn_layers": depth, "fold": fold, "seed": seed})
-            for depth in stage.depths for seed in SEEDS for fold in FOLDS]
+            for depth in stage.depths for seed in SEEDS for fold in folds]
 
 
 def ruled_out(stage: Stage, incumbent: dict, option: dict) -> str | None:
@@ -181,7 +181,7 @@ def _fold_sem(values: pd.Series) -> float:
     return float(per_fold.std(ddof=1) / math.sqrt(len(per_fold))) if len(per_fold) > 1 else math.nan
 
 
-def option_scores(stage: Stage, incumbent: dict, records: dict) -> dict[str, pd.Series] | None:
+def option_scores(stage: Stage, incumbent: dict, records: dict, folds=FOLDS) -> dict[str, pd.Series] | None:
     """Each option's validation scores, or None while a run is missing."""
     scores = {}
     for label, option in stage.options:
@@ -189,7 +189,7 @@ def option_scores(stage: Stage, incumbent: dict, records: dict) -> dict[str, pd.
             continue
         selection = selection_of(incumbent, option)
         values = {}
-        for c in stage_configs(stage, incumbent, option):  # the selection stage: the incumbent's runs
+        for c in stage_configs(stage, incumbent, option, folds):  # the selection stage: the incumbent's runs
             rec = records.get(c.name)
             if rec is None:
                 return None
@@ -210,20 +210,21 @@ class Study:
     pending: list = field(default_factory=list)  # the factors not decided yet
 
 
-def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None) -> Study:
+def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS) -> Study:
     """Walk the stages in order, deciding each from its records. ``run_missing(configs, stage)``
-    is called with a stage's unfinished runs (None: stop at the first stage with missing runs)."""
+    is called with a stage's unfinished runs (None: stop at the first stage with missing runs).
+    ``folds`` restricts the decisions to those folds (:func:`held_out_check`)."""
     incumbent, tables, score_rows = {}, [], []
     for number, stage in enumerate(stages, 1):
         for _, option in stage.options:  # a mistake in a stage's options stops the study at once
             ruled_out(stage, incumbent, option)
         records = _records_by_name(runs_dir)
-        scores = option_scores(stage, incumbent, records)
+        scores = option_scores(stage, incumbent, records, folds)
         if scores is None and run_missing is not None:
             todo = [c for _, option in stage.options if not ruled_out(stage, incumbent, option)
                     for c in stage_configs(stage, incumbent, option) if c.name not in records]
             run_missing(todo, stage)
-            scores = option_scores(stage, incumbent, _records_by_name(runs_dir))
+            scores = option_scores(stage, incumbent, _records_by_name(runs_dir), folds)
         if scores is None:
             return _study(incumbent, tables, score_rows, [s.factor for s in stages[number - 1:]])
         chosen, table = decide(stage, scores)
@@ -236,6 +237,37 @@ def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None) -> Study:
                        for label, series in scores.items() for (depth, fold, seed), v in series.items()]
         incumbent = {**incumbent, **dict(stage.options)[chosen]}
     return _study(incumbent, tables, score_rows, [])
+
+
+def held_out_check(runs_dir=STUDY_RUNS, stages=STAGES) -> pd.DataFrame:
+    """Does the recipe depend on the test speakers it is reported on?
+
+    With leave-two-speakers-out folds every speaker validates one fold and is tested in another,
+    so a study over all folds has seen, as validation speakers, the test speakers of every fold.
+    For each test fold this decides the study again without the folds whose validation speakers
+    are that fold's test speakers, and says whether it reaches the same recipe. Where it does,
+    that fold's test accuracy of the recipe is free of this selection effect. (A study that
+    diverges stops at the stage where its own path has no runs.)"""
+    full = study(runs_dir, stages)
+    records = _records_by_name(runs_dir)
+    roles = {}
+    for c in stage_configs(stages[0], {}, dict(stages[0].options[0][1])):
+        rec = records.get(c.name)
+        if rec is not None:
+            roles[c.fold] = (set(rec["speakers"]["val"]), set(rec["speakers"]["test"]))
+    if set(roles) != set(FOLDS):
+        return pd.DataFrame()
+    rows = []
+    for fold in FOLDS:
+        keep = tuple(g for g in FOLDS if not roles[g][0] & roles[fold][1])
+        sub = study(runs_dir, stages, folds=keep)
+        decided = sub.decisions.stage.nunique() if len(sub.decisions) else 0
+        full_decided = full.decisions.stage.nunique() if len(full.decisions) else 0
+        rows.append({"test_fold": fold, "test_speakers": " ".join(sorted(roles[fold][1])),
+                     "decided_on_folds": " ".join(map(str, keep)), "stages_decided": decided,
+                     "same_recipe": sub.recipe == full.recipe and decided == full_decided,
+                     "recipe": json.dumps(sub.recipe, sort_keys=True)})
+    return pd.DataFrame(rows)
 
 
 def _study(incumbent, tables, score_rows, pending) -> Study:

@@ -251,6 +251,7 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
             per_speaker = {"a": score + 0.01 * c.fold, "b": score + 0.01 * c.fold}
             write_record({"status": "finished", "name": c.name, "config": c.to_dict(),
                           "n_utterances": {"val_by_speaker": {"a": 10, "b": 10}},
+                          "speakers": {"val": [f"s{(c.fold + 1) % 5}"], "test": [f"s{c.fold}"]},
                           "curves": [{"epoch": 1, "val_speaker_emotion_accuracy": per_speaker}],
                           "selections": {m: {"val_accuracy": score + (0.05 if m == "ema" else 0), "test_accuracy": 0.5,
                                              "test_uar": 0.5} for m in ("best_val", "swa", "ema")}}, runs_dir)
@@ -262,6 +263,9 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     assert re.search(r"1\s+lengths\s+masked\s+15\s+62\.0\s.*True", table)
     assert re.search(r"2\s+selection\s+EMA 0.99\s+15\s+65\.0\s.*True", table)
     assert count_outputs(nb, "plot_recipe_stages(", "image/png") == 1
+    # masked wins on every fold: each held-out decision agrees
+    check = cell_text(nb, "check = held_out_check(")
+    assert re.search(r"0\s+s0\s+0 1 2 3\s+2\s+True", check) and check.count("True") == 5
     # the recipe so far (masked, EMA) at 1 block without AL is the study's last stage's runs, read with
     # EMA's test numbers; no AL cell has been trained with it
     comparison = cell_text(nb, "comparison = recipe_comparison(")

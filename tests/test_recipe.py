@@ -153,3 +153,25 @@ def test_recipe_comparison_reads_the_recipe_selection_and_pairs_al_with_without(
     assert al.literal_runs == 0 and al.literal_acc == "missing"
     # the offline setting is another run name: nothing of it here
     assert recipe_comparison(recipe, "emodb", study_dir, reference, normalisation="per_speaker_offline").empty
+
+
+def test_the_held_out_check_decides_again_without_each_test_folds_speakers(tmp_path):
+    from sierlib.recipe import held_out_check
+
+    stages = (Stage("lengths", (("padded", {"lengths": "padded"}), ("masked", {"lengths": "masked"}))),)
+    # speakers as in the real folds: fold g validates on the pair that fold g+1 tests on
+    pair = {k: [f"{k}a", f"{k}b"] for k in range(5)}
+    masked_gain = {0: 2, 1: -1, 2: 2, 3: -1, 4: 10}  # points; fold 4 alone makes masked win
+    for lengths in ("padded", "masked"):
+        for c in stage_configs(stages[0], {}, {"lengths": lengths}):
+            score = 0.5 + (masked_gain[c.fold] / 100 if lengths == "masked" else 0)
+            rec = _record(c, score)
+            rec["speakers"] = {"val": pair[(c.fold + 1) % 5], "test": pair[c.fold]}
+            write_record(rec, tmp_path)
+    assert study(tmp_path, stages).recipe == {"lengths": "masked"}
+    check = held_out_check(tmp_path, stages).set_index("test_fold")
+    # test fold 0's speakers validated fold 4: without fold 4 the gain (+0.5 +- 0.87) is inside its error
+    assert check.loc[0, "decided_on_folds"] == "0 1 2 3"
+    assert not check.loc[0, "same_recipe"] and json.loads(check.loc[0, "recipe"]) == {"lengths": "padded"}
+    assert check.loc[1, "decided_on_folds"] == "1 2 3 4"
+    assert check.loc[0, "test_speakers"] == "0a 0b"
