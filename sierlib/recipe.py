@@ -210,21 +210,23 @@ class Study:
     pending: list = field(default_factory=list)  # the factors not decided yet
 
 
-def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS) -> Study:
+def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS, records: dict | None = None) -> Study:
     """Walk the stages in order, deciding each from its records. ``run_missing(configs, stage)``
     is called with a stage's unfinished runs (None: stop at the first stage with missing runs).
-    ``folds`` restricts the decisions to those folds (:func:`held_out_check`)."""
+    ``folds`` restricts the decisions to those folds (:func:`held_out_check`); ``records``
+    (``{name: record}``) saves reading ``runs_dir`` again."""
     incumbent, tables, score_rows = {}, [], []
+    records = _records_by_name(runs_dir) if records is None else records
     for number, stage in enumerate(stages, 1):
         for _, option in stage.options:  # a mistake in a stage's options stops the study at once
             ruled_out(stage, incumbent, option)
-        records = _records_by_name(runs_dir)
         scores = option_scores(stage, incumbent, records, folds)
         if scores is None and run_missing is not None:
             todo = [c for _, option in stage.options if not ruled_out(stage, incumbent, option)
                     for c in stage_configs(stage, incumbent, option) if c.name not in records]
             run_missing(todo, stage)
-            scores = option_scores(stage, incumbent, _records_by_name(runs_dir), folds)
+            records = _records_by_name(runs_dir)
+            scores = option_scores(stage, incumbent, records, folds)
         if scores is None:
             return _study(incumbent, tables, score_rows, [s.factor for s in stages[number - 1:]])
         chosen, table = decide(stage, scores)
@@ -248,8 +250,8 @@ def held_out_check(runs_dir=STUDY_RUNS, stages=STAGES) -> pd.DataFrame:
     are that fold's test speakers, and says whether it reaches the same recipe. Where it does,
     that fold's test accuracy of the recipe is free of this selection effect. (A study that
     diverges stops at the stage where its own path has no runs.)"""
-    full = study(runs_dir, stages)
     records = _records_by_name(runs_dir)
+    full = study(runs_dir, stages, records=records)
     roles = {}
     for c in stage_configs(stages[0], {}, dict(stages[0].options[0][1])):
         rec = records.get(c.name)
@@ -260,7 +262,7 @@ def held_out_check(runs_dir=STUDY_RUNS, stages=STAGES) -> pd.DataFrame:
     rows = []
     for fold in FOLDS:
         keep = tuple(g for g in FOLDS if not roles[g][0] & roles[fold][1])
-        sub = study(runs_dir, stages, folds=keep)
+        sub = study(runs_dir, stages, folds=keep, records=records)
         decided = sub.decisions.stage.nunique() if len(sub.decisions) else 0
         full_decided = full.decisions.stage.nunique() if len(full.decisions) else 0
         rows.append({"test_fold": fold, "test_speakers": " ".join(sorted(roles[fold][1])),
