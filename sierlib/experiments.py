@@ -40,12 +40,13 @@ def finished_record(config: RunConfig, out_dir=None) -> dict | None:
 
 def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataFrame | None = None,
         feats: Features | None = None, progress: bool = True, save: bool = True, return_model: bool = False,
-        checkpoint_dir=None):
+        checkpoint_dir=None, speed_feats: dict | None = None):
     """Train and evaluate one run; returns its record (and the network, with the selected
     weights, if ``return_model``).
 
     ``meta``/``feats`` may be passed to reuse a loaded corpus across runs (``feats`` must be of
-    the config's feature parameters). With ``save`` the record is written atomically to
+    the config's feature parameters; ``speed_feats``, ``{speed: Features}``, the speed-perturbed
+    copies, else they are extracted or read from the cache). With ``save`` the record is written atomically to
     ``options.out_dir`` (default ``results/local/runs``); with ``options.save_model`` the
     selected network goes beside it, ready for ``sier predict`` (:func:`sierlib.predict.save_network`);
     with ``checkpoint_dir`` the selected weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
@@ -73,8 +74,9 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         if is_manifest(config.corpus):  # the built-in corpora's tables are written by `sier summary`
             write_fold_table(folds, config.corpus)
         # speed-perturbed copies of the corpus (training speakers only are used), cached per factor
-        speed_feats = {f: extract_features(meta, progress=progress, **{**config.feature_params, "speed": f})
-                       for f in config.speed_factors}
+        if speed_feats is None:
+            speed_feats = {f: extract_features(meta, progress=progress, **{**config.feature_params, "speed": f})
+                           for f in config.speed_factors}
         data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked",
                          per_speaker=config.normalisation == "per_speaker_offline", speed_feats=speed_feats)
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed

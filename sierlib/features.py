@@ -381,8 +381,7 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
     corpus = str(meta["corpus"].iloc[0])
     path = cache_dir(cache) / f"{cache_key(meta, params)}.npz" if use_cache else None  # hashes every file
     if use_cache and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return Features(z["X"], z["utterances"], z["n_samples"], params, from_cache=True)
+        return load_features(path, params)
     step1 = [(delayed(preprocess_file)(p, corpus, sr, top_db, highpass_hz, n_fft, hop_length, speed))
              for p in meta["path"]]
     signals = _parallel(n_jobs, f"{corpus_name(corpus)}: read, filter, trim", step1, progress)
@@ -393,11 +392,30 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
     feats = Features(X, meta["utterance"].to_numpy(dtype=str), np.array([len(y) for y in signals]),
                      params)
     if use_cache:
-        from .records import atomic_write
-
-        with atomic_write(path, "wb") as f:
-            np.savez(f, X=feats.X, utterances=feats.utterances, n_samples=feats.n_samples, params=json.dumps(params))
+        save_features(feats, path)
     return feats
+
+
+def save_features(feats: Features, path: str | os.PathLike, compress: bool = False) -> Path:
+    """Write features (maps, utterance ids, trimmed lengths, parameters) to one ``.npz``,
+    atomically: the feature cache and the packs of :func:`sierlib.sweep.write_pack`
+    (``compress``: the zero padding shrinks an Emo-DB file from 16 to about 5 MB)."""
+    from .records import atomic_write
+
+    save = np.savez_compressed if compress else np.savez
+    with atomic_write(path, "wb") as f:
+        save(f, X=feats.X, utterances=feats.utterances, n_samples=feats.n_samples, params=json.dumps(feats.params))
+    return Path(path)
+
+
+def load_features(path: str | os.PathLike, params: dict | None = None) -> Features:
+    """Features written by :func:`save_features`. With ``params``, a file holding other feature
+    parameters is refused (ValueError naming both)."""
+    with np.load(path, allow_pickle=False) as z:
+        stored = json.loads(str(z["params"]))
+        if params is not None and stored != params:
+            raise ValueError(f"{path} holds features {stored}, not the {params} asked for")
+        return Features(z["X"], z["utterances"], z["n_samples"], stored, from_cache=True)
 
 
 def _trim_bounds(path: str, corpus: str, sr: int, top_db: float, highpass_hz: float | None,

@@ -289,6 +289,23 @@ def write_decisions(table: pd.DataFrame, path=DECISIONS):
     return write_csv_atomic(table.round({"val_mean": 2, "val_sem": 2, "diff_to_best": 2, "diff_sem": 2}), path)
 
 
+def feature_variants(recipe: dict, stages=STAGES, decided: int = 0, corpus: str = "emodb") -> list[dict]:
+    """The feature parameters that the stages after the first ``decided`` ones can need on top of
+    ``recipe`` (their high-pass, trimming and speed options, each on its own), for
+    ``sier pack --recipe``: a machine without the audio then reads them from the pack."""
+    wanted = {}
+    for stage in stages[decided:]:
+        for _, option in stage.options:
+            if ruled_out(stage, recipe, option):
+                continue
+            for config in stage_configs(stage, recipe, option)[:1]:
+                config = config.replace(corpus=corpus)
+                for speed in (1.0,) + config.speed_factors:
+                    params = {**config.feature_params, **({"speed": speed} if speed != 1 else {})}
+                    wanted[json.dumps(params, sort_keys=True)] = params
+    return list(wanted.values())
+
+
 def recipe_plan(recipe: dict, corpus: str = "emodb", depths=(1,), gammas=(None,), seeds=SEEDS,
                 normalisation: str = "train_speakers") -> list[RunConfig]:
     """The runs of the recipe's tables: every depth x gamma x seed x fold of ``corpus``."""
@@ -316,6 +333,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--max-minutes", type=float, default=None, help="start no run after this long")
     ap.add_argument("--data-root", default=None, help="folder holding the corpora (default: $SIER_DATA or data/)")
+    ap.add_argument("--pack", default=None, help="read features from this folder (`sier pack --recipe`) instead of "
+                                                 "the audio, e.g. on a lent GPU machine")
     ap.add_argument("--runs-dir", default=str(STUDY_RUNS))
     ap.add_argument("--decisions", default=str(DECISIONS))
     args = ap.parse_args(argv)
@@ -330,7 +349,7 @@ def main(argv=None) -> int:
             return
         print(f"stage {stage.factor}: {len(todo)} runs to train")
         report = run_in_process(todo, workers=args.workers, out_dir=args.runs_dir, device=args.device,
-                                data_root=args.data_root, max_minutes=left)
+                                data_root=args.data_root, pack=args.pack, max_minutes=left)
         failed.extend(report.failed)
         print(report)
 
@@ -346,7 +365,7 @@ def main(argv=None) -> int:
         print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, "
               f"{len(unfinished(plan, args.runs_dir))} to train")
         report = run_in_process(plan, workers=args.workers, out_dir=args.runs_dir, device=args.device,
-                                data_root=args.data_root, max_minutes=args.max_minutes)
+                                data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
         print(report)
         return 1 if report.failed else 0
     found = study(args.runs_dir, run_missing=run_missing if args.action == "run" else None)

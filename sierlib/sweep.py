@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import itertools
 import json
 import os
@@ -154,44 +155,52 @@ def run_sweep(plan: list[RunConfig], workers: int = 1, out_dir=None, notebook_di
     return report
 
 
-def write_pack(folder, corpus: str, encoders=("2dcnn_bigru",), data_root=None) -> list[Path]:
-    """Write a corpus's metadata and features (of the kinds the encoders read) to ``folder``, so
-    that a machine without the audio (e.g. a lent GPU machine) can run :func:`run_in_process`."""
-    import numpy as np
+def pack_file(folder, corpus: str, params: dict) -> Path:
+    """Where a pack keeps a corpus's features of ``params``: ``<corpus>-<kind>.npz`` for the
+    project's default parameters of that kind, ``<corpus>-<kind>-<hash>.npz`` for others (a
+    high-pass, trimming or speed variant)."""
+    from .corpora import corpus_name
+    from .features import check_feature_params, feature_kind
 
-    from .experiments import load_corpus_features
+    kind = feature_kind(params)
+    default = check_feature_params(kind=kind)
+    suffix = "" if params == default else "-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
+    return Path(folder) / f"{corpus_name(corpus)}-{kind}{suffix}.npz"
+
+
+def write_pack(folder, corpus: str, encoders=("2dcnn_bigru",), data_root=None, variants=()) -> list[Path]:
+    """Write a corpus's metadata and features (of the kinds the encoders read, and of every
+    feature-parameter dict in ``variants``, e.g. :func:`sierlib.recipe.feature_variants`) to
+    ``folder``, so that a machine without the audio (e.g. a lent GPU machine) can run
+    :func:`run_in_process`."""
+    from .corpora import load_metadata
+    from .features import extract_features, save_features
     from .records import write_csv_atomic
 
-    folder, written = Path(folder), []
-    for encoder in encoders:
-        meta, feats = load_corpus_features(RunConfig(corpus=corpus, encoder=encoder), data_root, progress=True)
-        written.append(write_csv_atomic(meta, folder / f"{corpus}-meta.csv"))
-        kind = feats.params.get("kind", "mfcc")
-        with atomic_write(folder / f"{corpus}-{kind}.npz", "wb") as f:
-            np.savez(f, X=feats.X, utterances=feats.utterances, n_samples=feats.n_samples,
-                     params=json.dumps(feats.params))
-        written.append(folder / f"{corpus}-{kind}.npz")
+    meta = load_metadata(corpus, data_root)
+    written = [write_csv_atomic(meta, Path(folder) / f"{corpus}-meta.csv")]
+    wanted = [RunConfig(corpus=corpus, encoder=e).feature_params for e in encoders] + list(variants)
+    for params in {json.dumps(p, sort_keys=True): p for p in wanted}.values():
+        feats = extract_features(meta, progress=True, **params)
+        written.append(save_features(feats, pack_file(folder, corpus, feats.params), compress=True))
     return written
 
 
-def load_pack(folder, config: RunConfig):
-    """The metadata and features of ``config``'s corpus from a folder written by :func:`write_pack`."""
-    import numpy as np
+def load_pack(folder, config: RunConfig, params: dict | None = None):
+    """The metadata and features of ``config``'s corpus (of ``params``, default the config's
+    feature parameters) from a folder written by :func:`write_pack`."""
     import pandas as pd
 
-    from .features import Features
-
-    folder = Path(folder)
-    kind = config.feature_params.get("kind", "mfcc")
     from .corpora import corpus_name
+    from .features import load_features
 
-    name = corpus_name(config.corpus)
-    meta = pd.read_csv(folder / f"{name}-meta.csv", dtype={"speaker": str, "utterance": str})
-    with np.load(folder / f"{name}-{kind}.npz", allow_pickle=False) as z:
-        feats = Features(z["X"], z["utterances"], z["n_samples"], json.loads(str(z["params"])))
-    if feats.params != config.feature_params:
-        raise ValueError(f"the pack in {folder} holds features {feats.params}, the run reads {config.feature_params}")
-    return meta, feats
+    params = config.feature_params if params is None else params
+    meta = pd.read_csv(Path(folder) / f"{corpus_name(config.corpus)}-meta.csv", dtype={"speaker": str, "utterance": str})
+    path = pack_file(folder, config.corpus, params)
+    if not path.is_file():
+        raise FileNotFoundError(f"the pack in {folder} has no features {params} ({path.name}); write them with "
+                                f"`sier pack` (--recipe for the recipe study's variants) where the audio is")
+    return meta, load_features(path, params)
 
 
 def _in_process_worker(configs, options: RunOptions, pack, deadline, queue):
@@ -211,7 +220,11 @@ def _in_process_worker(configs, options: RunOptions, pack, deadline, queue):
                 loaded[key] = (load_pack(pack, config) if pack else
                                load_corpus_features(config, options.data_root, progress=False))
             meta, feats = loaded[key]
-            run(config, options, meta=meta, feats=feats, progress=False)
+            speed_feats = None
+            if pack and config.speed_factors:  # speed-perturbed copies come from the pack too
+                speed_feats = {f: load_pack(pack, config, {**config.feature_params, "speed": f})[1]
+                               for f in config.speed_factors}
+            run(config, options, meta=meta, feats=feats, progress=False, speed_feats=speed_feats)
             queue.put((config.name, "finished", ""))
         except Exception as exc:  # one failed run must not stop the others
             queue.put((config.name, "failed", f"{type(exc).__name__}: {exc}"))

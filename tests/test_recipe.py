@@ -175,3 +175,15 @@ def test_the_held_out_check_decides_again_without_each_test_folds_speakers(tmp_p
     assert not check.loc[0, "same_recipe"] and json.loads(check.loc[0, "recipe"]) == {"lengths": "padded"}
     assert check.loc[1, "decided_on_folds"] == "1 2 3 4"
     assert check.loc[0, "test_speakers"] == "0a 0b"
+
+
+def test_feature_variants_are_those_the_undecided_stages_can_read():
+    from sierlib.recipe import STAGES, feature_variants
+
+    padded = feature_variants({}, STAGES, decided=0)
+    masked = feature_variants({"lengths": "masked"}, STAGES, decided=0)
+    assert not any("speed" in v for v in padded)  # speed perturbation is ruled out for padded inputs
+    assert sorted(v["speed"] for v in masked if "speed" in v) == [0.9, 1.1]
+    assert {v["top_db"] for v in masked} == {20.0, 30.0, 40.0} and {v["highpass_hz"] for v in masked} == {None, 80.0}
+    # after every stage that touches features, none is left but the recipe's own
+    assert feature_variants({"lengths": "masked"}, STAGES, decided=len(STAGES)) == []

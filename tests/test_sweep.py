@@ -155,3 +155,30 @@ def test_an_in_process_worker_loads_features_per_feature_parameters(synthetic_ro
     sweep._in_process_worker(plan, RunOptions(device="cpu", data_root=str(synthetic_root), out_dir=str(tmp_path)),
                              None, None, reports)
     assert [reports.get_nowait() for _ in plan] == [(c.name, "finished", "") for c in plan]
+
+
+@pytest.mark.slow
+def test_a_pack_carries_feature_variants_and_names_a_missing_one(synthetic_root, synthetic_cache, tmp_path,
+                                                                 monkeypatch):
+    """A machine without the audio runs the recipe study's variants (trimming, speed) from a pack."""
+    import queue
+
+    from sierlib.config import RunOptions
+    from sierlib.sweep import load_pack, pack_file, write_pack
+
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
+    tiny = dict(corpus="synthetic", gamma=None, epochs=1, n_filters=4, gru_hidden=4, fc_hidden=4, lengths="masked")
+    speedy, trimmed = RunConfig(**tiny, speed_perturbation=0.1), RunConfig(**tiny, top_db=20.0)
+    variants = [{**speedy.feature_params, "speed": s} for s in speedy.speed_factors] + [trimmed.feature_params]
+    written = write_pack(tmp_path / "pack", "synthetic", data_root=synthetic_root, variants=variants)
+    assert len(written) == 1 + 1 + 3 and written[1].name == "synthetic-mfcc.npz"
+    assert pack_file(tmp_path / "pack", "synthetic", trimmed.feature_params).is_file()
+    meta, feats = load_pack(tmp_path / "pack", trimmed)
+    assert feats.params == trimmed.feature_params and len(meta) == len(feats.X)
+    reports = queue.Queue()
+    options = RunOptions(device="cpu", out_dir=str(tmp_path / "runs"))
+    missing = RunConfig(**tiny, top_db=40.0)
+    sweep._in_process_worker([speedy, trimmed, missing], options, tmp_path / "pack", None, reports)
+    got = [reports.get_nowait() for _ in range(3)]
+    assert got[:2] == [(speedy.name, "finished", ""), (trimmed.name, "finished", "")]
+    assert got[2][1] == "failed" and "has no features" in got[2][2] and "sier pack" in got[2][2]
