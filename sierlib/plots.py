@@ -101,6 +101,6 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
             ax.errorbar(i, r.val_mean, yerr=r.val_sem, fmt="o", color=colour, ms=7, capsize=4, zorder=3)
         ax.set_xticks(x, [o if len(o) < 18 else o[:16] + "…" for o in options], rotation=30, ha="right")
         ax.set_title(f"{stage}. {factor}", fontsize=10)
-    axes[0][0].set_ylabel("validation accuracy, % (the study's score)")
+    axes[0][0].set_ylabel("validation score, %")
     fig.tight_layout()
     return fig
