@@ -210,6 +210,19 @@ class Study:
     scores: pd.DataFrame
     pending: list = field(default_factory=list)  # the factors not decided yet
 
+    @property
+    def recipes(self) -> list[tuple[int, dict]]:
+        """Each distinct recipe the study has held, with the last stage it held through:
+        ``[(stage, recipe), ...]``, the current one last (for tables of earlier recipes)."""
+        out, recipe = [], {}
+        for stage, rows in self.decisions.groupby("stage", sort=True):
+            recipe = {**recipe, **json.loads(rows[rows.chosen.astype(bool)].settings.iloc[0])}
+            if out and out[-1][1] == recipe:
+                out[-1] = (stage, recipe)
+            else:
+                out.append((stage, recipe))
+        return out
+
 
 def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS, records: dict | None = None) -> Study:
     """Walk the stages in order, deciding each from its records. ``run_missing(configs, stage)``

@@ -268,6 +268,9 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     assert re.search(r"0\s+s0\s+0 1 2 3\s+2\s+True", check) and check.count("True") == 5
     # the recipe so far (masked, EMA) at 1 block without AL is the study's last stage's runs, read with
     # EMA's test numbers; no AL cell has been trained with it
-    comparison = cell_text(nb, "comparison = recipe_comparison(")
-    assert re.search(r"emodb\s+1\s+without AL\s+67\.3 ± 6\.5\s+\d+\s+\S+ ± \S+\s+\S+ ± \S+\s+15\s+50\.0 ± 0\.0", comparison)
-    assert "3.33" not in comparison and "no offline runs yet" in cell_text(nb, "offline = recipe_comparison(")
+    # (one row per recipe held: after stage 1 read at the best epoch, after stage 2 with EMA)
+    comparison = cell_text(nb, "comparison = by_recipe()")
+    rows = re.findall(r"^\d+\s+(\d)\s+1\s+without AL\s+67\.3 ± 6\.5\s+\d+\s+\S+ ± \S+\s+\S+ ± \S+\s+15\s+50\.0 ± 0\.0",
+                      comparison, re.M)
+    assert rows == ["1", "2"]
+    assert "3.33" not in comparison and "no offline runs yet" in cell_text(nb, "offline = by_recipe(")
