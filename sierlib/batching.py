@@ -87,6 +87,17 @@ def bucket_batches(lengths, batch_size: int, generator: torch.Generator | None =
     return [chunks[i] for i in torch.randperm(len(chunks), generator=generator).tolist()]
 
 
+def frames_computed(batches: list[torch.Tensor], lengths) -> int:
+    """Frames a network computes over one epoch of ``batches`` when each batch is cut to its
+    longest utterance (:func:`crop_to_longest`): the sum over batches of size x longest length.
+
+    With the padded widths as ``lengths`` this is what the padded path computes, so the ratio of
+    the two is the ceiling of the speed-up that length-aware batches can bring (the benchmark
+    ``python -m sierlib.benchmarks lengths`` prints it beside the measured one)."""
+    lengths = torch.as_tensor(lengths)
+    return sum(len(b) * int(lengths[b].max()) for b in batches if len(b))
+
+
 def crop_to_longest(X: torch.Tensor, lengths) -> torch.Tensor:
     """``X`` (batch, ..., frames) cut to the longest of the batch's ``lengths`` (a view)."""
     return X[..., :int(torch.as_tensor(lengths).max())]

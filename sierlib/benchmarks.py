@@ -14,7 +14,8 @@ encoders: one training epoch with AL on fold 0 of each corpus for each encoder o
 sweep: runs per hour of the papermill sweep runner with 1 and with 2 workers (same short runs).
 lengths: whole Emo-DB runs (default network, 1 block, AL, 30 epochs, fold 0) with ``lengths="padded"``
     and ``lengths="masked"``, taking turns, medians of ``--repeats`` runs each: runs per hour of
-    both and the ratio (features loaded once, as a sweep worker does).
+    both and the ratio (features loaded once, as a sweep worker does), and the ceiling of that ratio:
+    the frames a training epoch computes, padded against bucketed batches.
 cluster: runs per hour of the same small sweep (synthetic corpus, 8 runs, tiny network, 1 epoch)
     with the thread pool and on a Dask LocalCluster, 2 workers each, taking turns; medians of
     ``--repeats`` sweeps and the ratio (needs the ``cluster`` extra).
@@ -182,6 +183,18 @@ def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: 
     cpu_ratio = statistics.median(times["padded"][1]) / statistics.median(times["masked"][1])
     print(f"  masked / padded runs per hour: {rate['masked'] / rate['padded']:.2f}x by wall time, "
           f"{cpu_ratio:.2f}x by CPU time")
+    # the arithmetic ceiling: frames computed per training epoch, padded against bucketed batches
+    from .batching import batches, bucket_batches, frames_computed
+    from .folds import fold_data, make_folds
+
+    lengths = fold_data(meta, feats, base.fold, make_folds(meta), masked=True)["train"]["lengths"]
+    gen = torch.Generator().manual_seed(base.seed)
+    width = int(feats.X.shape[-1])
+    padded = frames_computed(batches(len(lengths), base.batch_size, gen), torch.full_like(lengths, width))
+    bucketed = frames_computed(bucket_batches(lengths, base.batch_size, gen), lengths)
+    print(f"  ceiling: frames computed per training epoch, padded {padded} / bucketed {bucketed} = "
+          f"{padded / bucketed:.2f}x ({padded / int(lengths.sum()):.2f}x with no padding at all); the measured "
+          f"wall-time ratio is {rate['masked'] / rate['padded'] / (padded / bucketed):.0%} of it")
 
 
 def main(argv=None) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sierlib.batching import batches, bucket_batches, crop_to_longest
+from sierlib.batching import batches, bucket_batches, crop_to_longest, frames_computed
 from sierlib.encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder, encoder_sizes
 from sierlib.features import FEATURE_KINDS, Features, fit_standardiser, speech_mask, standardise
 from sierlib.layers import conv_output_length, stats_pool
@@ -324,10 +324,6 @@ def test_batches_cover_every_index_once_without_a_batch_of_one():
     assert [len(c) for c in batches(33, 16, shuffle=False)] == [16, 17]
 
 
-def padded_frames(chunks, lengths):
-    return sum(len(c) * int(lengths[c].max()) for c in chunks)
-
-
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 33, 65, 320])
 @pytest.mark.parametrize("per_bucket", [1, 4])
 def test_bucket_batches_cover_every_index_once_reproducibly(n, per_bucket):
@@ -343,7 +339,7 @@ def test_bucket_batches_cover_every_index_once_reproducibly(n, per_bucket):
     if n == 320:
         # batches of similar length: far less padding than random batches
         random = batches(n, 16, torch.Generator().manual_seed(0))
-        assert padded_frames(epochs[0], lengths) < 0.75 * padded_frames(random, lengths)
+        assert frames_computed(epochs[0], lengths) < 0.75 * frames_computed(random, lengths)
         # every epoch a new order, and with several batches per bucket new batches too
         assert [c.tolist() for c in epochs[0]] != [c.tolist() for c in epochs[1]]
         sets = [{frozenset(c.tolist()) for c in chunks} for chunks in epochs]
@@ -355,6 +351,13 @@ def test_bucket_batches_checks_its_arguments():
         bucket_batches([3, 4, 5], 0)
     with pytest.raises(ValueError, match="batches_per_bucket"):
         bucket_batches([3, 4, 5], 2, batches_per_bucket=0)
+
+
+def test_frames_computed_counts_each_batch_at_its_longest():
+    lengths = torch.tensor([5, 9, 2, 7])
+    assert frames_computed([torch.tensor([0, 2]), torch.tensor([1, 3])], lengths) == 2 * 5 + 2 * 9
+    assert frames_computed([torch.arange(4)], lengths) == 4 * 9
+    assert frames_computed([torch.arange(4)], torch.full((4,), 20)) == 80  # the padded path's count
 
 
 def test_crop_to_longest():
