@@ -86,9 +86,15 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
     """One panel per decided stage of the recipe study (:func:`sierlib.recipe.study`): each
     option's validation score of every run (grey lines join the runs of one fold and seed), its
     mean ± standard error, and the chosen option in colour."""
+    import textwrap
+
     stages = list(dict.fromkeys(zip(scores.stage, scores.factor)))
-    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 3.6), squeeze=False, sharey=True)
-    for ax, (stage, factor) in zip(axes[0], stages):
+    ncols = min(5, len(stages))  # ten stages in two rows of five, not one strip of ten
+    nrows = -(-len(stages) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 4.0 * nrows), squeeze=False, sharey=True)
+    for ax in axes.flat[len(stages):]:
+        ax.set_visible(False)
+    for ax, (stage, factor) in zip(axes.flat, stages):
         part = scores[scores.stage == stage]
         d = decisions[decisions.stage == stage]
         options = list(d.option)
@@ -99,8 +105,9 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
         for i, r in enumerate(d.itertuples()):
             colour = "C3" if r.chosen else "C0"
             ax.errorbar(i, r.val_mean, yerr=r.val_sem, fmt="o", color=colour, ms=7, capsize=4, zorder=3)
-        ax.set_xticks(x, [o if len(o) < 18 else o[:16] + "…" for o in options], rotation=30, ha="right")
+        ax.set_xticks(x, [textwrap.fill(o, 18) for o in options], rotation=30, ha="right", fontsize=8)
         ax.set_title(f"{stage}. {factor}", fontsize=10)
-    axes[0][0].set_ylabel("validation score, %")
+    for row in axes:
+        row[0].set_ylabel("validation score, %")
     fig.tight_layout()
     return fig
