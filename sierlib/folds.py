@@ -107,13 +107,13 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     if unknown:
         raise ValueError(f"unknown emotion labels {sorted(unknown)}; this corpus has {', '.join(emotions)}")
     lengths = {role: feats.select(m, feats.n_frames) for role, m in parts.items()}
-    mean = std = None
-    if not per_speaker:
-        mean, std = fit_standardiser(feats.select(parts["train"]), lengths["train"] if masked else None)
-    else:
+    if per_speaker:
         # each speaker's own statistics (over its unperturbed utterances)
+        mean = std = None
         speaker_stats = {spk: fit_standardiser(feats.select(m_spk), feats.select(m_spk, feats.n_frames) if masked else None)
                          for spk, m_spk in meta.groupby("speaker")}
+    else:
+        mean, std = fit_standardiser(feats.select(parts["train"]), lengths["train"] if masked else None)
 
     def standardised(f, m, n):
         if not per_speaker:
