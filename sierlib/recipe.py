@@ -7,6 +7,8 @@ factor, what the project recommends, **looking only at validation speakers**:
 - every stage compares a few options of one factor on top of the recipe decided so far (the
   *incumbent*), on Emo-DB, 1 CNN block, without AL, 3 seeds x 5 folds (the stride stage at
   depths 3 and 4), so every comparison is paired by fold and seed;
+- a decision made at 1 block holds at every depth; one made at other depths (the stride) holds
+  at those depths only, under the recipe's ``at_depths`` (:func:`recipe_fields`);
 - an option's score is its mean validation accuracy over those runs. For ``selection=swa``
   and ``ema`` that is the validation accuracy of the averaged weights, which looked at no
   validation data. The best epoch's own validation accuracy is a maximum over epochs and so
@@ -56,8 +58,32 @@ class Stage:
 
     factor: str
     options: tuple
-    depths: tuple = (1,)
+    depths: tuple = (STUDY_BASE["n_cnn_layers"],)  # where it is decided; see :func:`with_decision`
     why: str = ""
+
+
+def recipe_fields(recipe: dict, depth: int) -> dict:
+    """The run-config fields of ``recipe`` at ``depth``: its fields for every depth with those
+    decided at that depth only (``recipe["at_depths"][str(depth)]``) on top. ``selection`` is
+    left out: it changes what a run reports, not what it trains (see :func:`stage_configs`)."""
+    fields = {k: v for k, v in recipe.items() if k not in ("selection", "at_depths")}
+    return {**fields, **recipe.get("at_depths", {}).get(str(depth), {})}
+
+
+def with_decision(recipe: dict, stage: Stage, option: dict) -> dict:
+    """``recipe`` with a stage's chosen option. A stage decided at the study's own depth (1
+    block) sets the option for every depth; one decided at other depths (the stride at 3-4)
+    sets it at those depths only, since it was never compared anywhere else, and only where it
+    changes the run (the stride as written adds nothing)."""
+    if stage.depths == (STUDY_BASE["n_cnn_layers"],):
+        return {**recipe, **option}
+    at = dict(recipe.get("at_depths", {}))
+    for depth in stage.depths:
+        now = RunConfig(**{**recipe_fields(recipe, depth), "n_cnn_layers": depth})
+        changed = {k: v for k, v in option.items() if getattr(now, k) != v}
+        if changed:
+            at[str(depth)] = {**at.get(str(depth), {}), **changed}
+    return {**recipe, "at_depths": at} if at else recipe
 
 
 STAGES = (
@@ -95,8 +121,9 @@ def stage_configs(stage: Stage, incumbent: dict, option: dict, folds=FOLDS) -> l
     seed and fold of the stage. ``selection`` is left at its default: it changes what a run
     reports, not what it trains, and every run records every selection method, so the study
     trains each network once (:func:`selection_of` says which of its numbers count)."""
-    fields = {k: v for k, v in {**STUDY_BASE, **incumbent, **option}.items() if k != "selection"}
-    return [RunConfig(**{**fields, "n_cnn_layers": depth, "fold": fold, "seed": seed})
+    option = {k: v for k, v in option.items() if k != "selection"}
+    return [RunConfig(**{**STUDY_BASE, **recipe_fields(incumbent, depth), **option, "n_cnn_layers": depth,
+                         "fold": fold, "seed": seed})
             for depth in stage.depths for seed in SEEDS for fold in folds]
 
 
@@ -216,7 +243,9 @@ class Study:
         ``[(stage, recipe), ...]``, the current one last (for tables of earlier recipes)."""
         out, recipe = [], {}
         for stage, rows in self.decisions.groupby("stage", sort=True):
-            recipe = {**recipe, **json.loads(rows[rows.chosen.astype(bool)].settings.iloc[0])}
+            chosen = rows[rows.chosen.astype(bool)].iloc[0]
+            depths = tuple(int(d) for d in str(chosen.depths).split())
+            recipe = with_decision(recipe, Stage(chosen.factor, (), depths), json.loads(chosen.settings))
             if out and out[-1][1] == recipe:
                 out[-1] = (stage, recipe)
             else:
@@ -254,11 +283,12 @@ def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS, rec
         out = [{"factor": stage.factor, "option": label, "settings": json.dumps(option, sort_keys=True), "n_runs": 0,
                 "chosen": False, "note": f"ruled out: {why}"}
                for label, option in stage.options if (why := ruled_out(stage, incumbent, option))]
-        tables.append(pd.concat([table, pd.DataFrame(out)], ignore_index=True).assign(stage=number))
+        tables.append(pd.concat([table, pd.DataFrame(out)], ignore_index=True)
+                      .assign(stage=number, depths=" ".join(map(str, stage.depths))))
         score_rows += [{"stage": number, "factor": stage.factor, "option": label, "n_cnn_layers": depth, "fold": fold,
                         "seed": seed, "val_score": 100 * v}
                        for label, series in scores.items() for (depth, fold, seed), v in series.items()]
-        incumbent = {**incumbent, **dict(stage.options)[chosen]}
+        incumbent = with_decision(incumbent, stage, dict(stage.options)[chosen])
     return _study(incumbent, tables, score_rows, [])
 
 
@@ -295,14 +325,16 @@ def held_out_check(runs_dir=STUDY_RUNS, stages=STAGES) -> pd.DataFrame:
 
 def _study(incumbent, tables, score_rows, pending) -> Study:
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["stage", "factor", "option"])
-    table = table[["stage"] + [c for c in table.columns if c != "stage"]]
+    first = [c for c in ("stage", "factor", "depths") if c in table.columns]
+    table = table[first + [c for c in table.columns if c not in first]]
     return Study(incumbent, table, pd.DataFrame(score_rows), pending)
 
 
 def recipe_config(recipe: dict, **fields) -> RunConfig:
     """The run of ``recipe`` with ``fields`` (corpus, depth, gamma, fold, seed...) set: what the
     study trained (the selection is read from its record, see :func:`stage_configs`)."""
-    return RunConfig(**{**{k: v for k, v in recipe.items() if k != "selection"}, **fields})
+    depth = fields.get("n_cnn_layers", RunConfig().n_cnn_layers)
+    return RunConfig(**{**recipe_fields(recipe, depth), **fields})
 
 
 def write_decisions(table: pd.DataFrame, path=DECISIONS):

@@ -114,6 +114,34 @@ def test_an_option_the_recipe_rules_out_is_left_out(tmp_path):
     assert speed.n_runs == 0 and not speed.chosen and speed.note.startswith("ruled out: speed_perturbation")
 
 
+def test_a_decision_made_at_other_depths_holds_at_those_depths_only(tmp_path):
+    from sierlib.recipe import recipe_config
+
+    stages = (Stage("lengths", (("padded", {"lengths": "padded"}), ("masked", {"lengths": "masked"}))),
+              Stage("stride", (("2", {"conv_stride": 2}), ("1", {"conv_stride": 1})), depths=(3, 4)))
+    for lengths, score in (("padded", 0.5), ("masked", 0.6)):
+        for c in stage_configs(stages[0], {}, {"lengths": lengths}):
+            write_record(_record(c, score), tmp_path)
+    masked = {"lengths": "masked"}
+    for stride, score in ((2, 0.4), (1, 0.5)):
+        for c in stage_configs(stages[1], masked, {"conv_stride": stride}):
+            assert c.n_cnn_layers in (3, 4) and c.lengths == "masked"  # on top of the incumbent
+            write_record(_record(c, score), tmp_path)
+    found = study(tmp_path, stages)
+    assert found.recipe == {"lengths": "masked", "at_depths": {"3": {"conv_stride": 1}, "4": {"conv_stride": 1}}}
+    assert found.recipes[-1] == (2, found.recipe)  # re-derived from the decision table alone
+    assert list(found.decisions.depths.unique()) == ["1", "3 4"]
+    at = {d: recipe_config(found.recipe, n_cnn_layers=d, gamma=None, fold=0, seed=0) for d in (1, 2, 3, 4)}
+    assert [at[d].conv_stride for d in (1, 2, 3, 4)] == [2, 2, 1, 1]  # 1-2 blocks were never compared
+    assert all(c.lengths == "masked" for c in at.values())
+    # the tables' run at 3 blocks is the very run the stage trained
+    assert at[3].name == stage_configs(stages[1], masked, {"conv_stride": 1})[0].name
+    # had the stride as written won, the recipe would not change at all
+    for c in stage_configs(stages[1], masked, {"conv_stride": 2}):
+        write_record(_record(c, 0.6), tmp_path)
+    assert study(tmp_path, stages).recipe == masked
+
+
 def test_an_option_refused_for_another_reason_is_a_mistake_not_a_silent_skip(tmp_path):
     stages = (Stage("typo", (("none", {}), ("bad", {"dropout": 1.5}))),)
     with pytest.raises(ValueError, match="dropout"):
