@@ -260,8 +260,8 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     assert f"2 of {len(STAGES)} stages decided" in head
     assert "{'lengths': 'masked', 'selection': 'ema'}" in head and "not decided yet: schedule" in head
     table = cell_text(nb, "found.decisions[cols].round(2) if")
-    assert re.search(r"1\s+lengths\s+masked\s+15\s+62\.0\s.*True", table)
-    assert re.search(r"2\s+selection\s+EMA 0.99\s+15\s+65\.0\s.*True", table)
+    assert re.search(r"1\s+lengths\s+1\s+masked\s+15\s+62\.0\s.*True", table)
+    assert re.search(r"2\s+selection\s+1\s+EMA 0.99\s+15\s+65\.0\s.*True", table)
     assert count_outputs(nb, "plot_recipe_stages(", "image/png") == 1
     # masked wins on every fold: each held-out decision agrees
     check = cell_text(nb, "check = held_out_check(")
