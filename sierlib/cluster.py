@@ -136,6 +136,11 @@ def run_task(config: RunConfig, options: RunOptions, timeout: int | None = None)
         own failure is returned, not raised: Dask would take a raised error for a reason to
         retry, and a run that failed once (a bad parameter, a missing corpus) fails again.
     """
+    # nbformat's validation imports jsonschema, whose import builds a lark grammar with
+    # ast.literal_eval. Inside papermill's run on a Dask worker, CPython 3.11.7 once failed there
+    # with "AST constructor recursion depth mismatch" (a CPython bug, cf. gh-106905), failing the
+    # run; importing it here, before the run, is a mitigation, not a proven fix
+    import jsonschema  # noqa: F401
     from distributed import get_worker
 
     from .sweep import _execute
