@@ -377,7 +377,8 @@ def main(argv=None) -> int:
                     help="run: train what the next stages need and decide them; decide: only derive the "
                          "decision table from the finished runs; tables: train the recipe decided so far "
                          "in the cells given by --corpus --depths --gammas --seeds (and --offline)")
-    ap.add_argument("--corpus", default="emodb")
+    ap.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"],
+                    help="with tables: the corpus of the cells (the study itself is decided on Emo-DB)")
     ap.add_argument("--depths", type=int, nargs="+", default=[1])
     ap.add_argument("--gammas", type=lambda t: None if t.lower() == "none" else float(t), nargs="+", default=[None])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
