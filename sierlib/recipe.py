@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .config import RunConfig
+from .config import CNN2D_FIELDS, RunConfig
 from .corpora import REPO_ROOT
 from .records import RESULTS, iter_records, write_csv_atomic
+from .results import TABLE2_ENCODERS
 
 STUDY_RUNS = RESULTS / "recipe" / "runs"
 DECISIONS = RESULTS / "recipe_decisions.csv"
@@ -331,10 +332,15 @@ def _study(incumbent, tables, score_rows, pending) -> Study:
 
 
 def recipe_config(recipe: dict, **fields) -> RunConfig:
-    """The run of ``recipe`` with ``fields`` (corpus, depth, gamma, fold, seed...) set: what the
-    study trained (the selection is read from its record, see :func:`stage_configs`)."""
+    """The run of ``recipe`` with ``fields`` (corpus, encoder, depth, gamma, fold, seed...) set:
+    what the study trained (the selection is read from its record, see :func:`stage_configs`).
+    For one of Table 2's earlier encoders the recipe's 2D-CNN fields (the convolution dropout)
+    are left out, since that network has no 2D CNN; its other choices apply as they are."""
     depth = fields.get("n_cnn_layers", RunConfig().n_cnn_layers)
-    return RunConfig(**{**recipe_fields(recipe, depth), **fields})
+    chosen = recipe_fields(recipe, depth)
+    if fields.get("encoder", RunConfig().encoder) != "2dcnn_bigru":
+        chosen = {k: v for k, v in chosen.items() if k not in CNN2D_FIELDS}
+    return RunConfig(**{**chosen, **fields})
 
 
 def write_decisions(table: pd.DataFrame, path=DECISIONS):
@@ -361,13 +367,15 @@ def feature_variants(recipe: dict, stages=STAGES, decided: int = 0, corpus: str 
 
 
 def recipe_plan(recipe: dict, corpus: str = "emodb", depths=(1,), gammas=(None,), seeds=SEEDS,
-                normalisation: str = "train_speakers") -> list[RunConfig]:
-    """The runs of the recipe's tables: every depth x gamma x seed x fold of ``corpus``."""
+                normalisation: str = "train_speakers", encoders=("2dcnn_bigru",)) -> list[RunConfig]:
+    """The runs of the recipe's tables: every encoder x depth x gamma x seed x fold of
+    ``corpus``; ``depths`` are the 2D CNN biGRU's, the earlier encoders have one size."""
     from .corpora import corpus_info
 
-    return [recipe_config(recipe, corpus=corpus, n_cnn_layers=depth, gamma=gamma, seed=seed, fold=fold,
-                          normalisation=normalisation)
-            for depth in depths for gamma in gammas for seed in seeds for fold in range(corpus_info(corpus).n_folds)]
+    return [recipe_config(recipe, corpus=corpus, encoder=encoder, n_cnn_layers=depth, gamma=gamma, seed=seed,
+                          fold=fold, normalisation=normalisation)
+            for encoder in encoders for depth in (depths if encoder == "2dcnn_bigru" else (1,))
+            for gamma in gammas for seed in seeds for fold in range(corpus_info(corpus).n_folds)]
 
 
 def main(argv=None) -> int:
@@ -379,6 +387,9 @@ def main(argv=None) -> int:
                          "in the cells given by --corpus --depths --gammas --seeds (and --offline)")
     ap.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"],
                     help="with tables: the corpus of the cells (the study itself is decided on Emo-DB)")
+    ap.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"], choices=list(TABLE2_ENCODERS),
+                    help="with tables: the encoders (Table 2's earlier ones have one size: --depths is the "
+                         "2D CNN biGRU's)")
     ap.add_argument("--depths", type=int, nargs="+", default=[1])
     ap.add_argument("--gammas", type=lambda t: None if t.lower() == "none" else float(t), nargs="+", default=[None])
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
@@ -416,7 +427,7 @@ def main(argv=None) -> int:
         if found.pending:
             print(f"note: the study has not decided {', '.join(found.pending)} yet: these runs use the recipe so far")
         plan = recipe_plan(recipe, args.corpus, args.depths, args.gammas, args.seeds,
-                           "per_speaker_offline" if args.offline else "train_speakers")
+                           "per_speaker_offline" if args.offline else "train_speakers", args.encoders)
         print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, "
               f"{len(unfinished(plan, args.runs_dir))} to train")
         report = run_in_process(plan, workers=args.workers, out_dir=args.runs_dir, device=args.device,

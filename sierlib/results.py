@@ -412,11 +412,12 @@ def _mean_std(values) -> tuple[float, float]:
 
 def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, reference_runs=None,
                       seeds=(0, 1, 2), normalisation: str = "train_speakers") -> pd.DataFrame:
-    """The paper, the paper-literal runs and the recipe side by side, for each Table 1 cell where
+    """The paper, the paper-literal runs and the recipe side by side, for each Table 1 cell and
+    each of Table 2's earlier encoders (with AL at the corpus's best gamma and without AL) where
     the recipe has runs: test accuracy and UAR, mean ± std over every fold x seed run (the
     paper's std is over folds), and for AL cells the recipe's paired test against the recipe
-    without AL over folds, each fold's accuracy averaged over its seeds first (the seeds of a
-    fold share its speakers; ``wins``/``losses`` count folds).
+    without AL (same encoder and depth) over folds, each fold's accuracy averaged over its seeds
+    first (the seeds of a fold share its speakers; ``wins``/``losses`` count folds).
 
     The recipe's runs are read from ``study_runs`` (default ``results/recipe/runs``) by name,
     with the recipe's ``normalisation``, and its numbers are those of its selection method
@@ -429,35 +430,42 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
     study_runs = STUDY_RUNS if study_runs is None else study_runs
     selection = recipe.get("selection", "best_val")
     n_folds = corpus_info(corpus).n_folds
-    literal = paper_literal_runs(load_runs(reference_runs, corpus))
-    literal = literal[literal.seed.isin(list(seeds))]
+    reference = load_runs(reference_runs, corpus)
 
-    def recipe_runs(depth, gamma):
+    def recipe_runs(encoder, depth, gamma):
         out = {}
         for seed in seeds:
             for fold in range(n_folds):
-                config = recipe_config(recipe, corpus=corpus, n_cnn_layers=depth, gamma=gamma, fold=fold, seed=seed,
-                                       normalisation=normalisation)
+                config = recipe_config(recipe, corpus=corpus, encoder=encoder, n_cnn_layers=depth, gamma=gamma,
+                                       fold=fold, seed=seed, normalisation=normalisation)
                 rec = read_record(record_path(config, study_runs))
                 if rec is not None:
                     out[(fold, seed)] = rec["selections"][selection]
         return out
 
+    cells = [("2dcnn_bigru", depth, gamma) for depth, gamma in TABLE1_CELLS]
+    cells += [(encoder, 1, gamma) for encoder in TABLE2_ENCODERS if encoder != "2dcnn_bigru"
+              for gamma in (None, best_gamma(corpus))]
     rows = []
-    for depth, gamma in TABLE1_CELLS:
-        ours = recipe_runs(depth, gamma)
+    for encoder, depth, gamma in cells:
+        ours = recipe_runs(encoder, depth, gamma)
         if not ours:
             continue
-        lit = literal[(literal.n_cnn_layers == depth) & (literal.gamma == gamma_label(gamma))]
-        row = {"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma_label(gamma),
-               "paper_acc": fmt(*PAPER_TABLE1.get(corpus, {}).get((depth, gamma), (np.nan, np.nan))),
+        if encoder == "2dcnn_bigru":
+            paper = PAPER_TABLE1.get(corpus, {}).get((depth, gamma), (np.nan, np.nan))
+        else:  # Table 2 gives the earlier encoders with AL only
+            paper = PAPER_TABLE2.get(corpus, {}).get(encoder, (np.nan, np.nan)) if gamma is not None else (np.nan, np.nan)
+        lit = paper_literal_runs(reference, encoder)
+        lit = lit[lit.seed.isin(list(seeds)) & (lit.n_cnn_layers == depth) & (lit.gamma == gamma_label(gamma))]
+        row = {"corpus": corpus, "encoder": encoder, "n_cnn_layers": depth, "gamma": gamma_label(gamma),
+               "paper_acc": fmt(*paper),
                "literal_runs": len(lit), "literal_acc": fmt(*_mean_std(lit.test_accuracy)),
                "literal_uar": fmt(*_mean_std(lit.test_uar)),
                "recipe_runs": len(ours), "recipe_acc": fmt(*_mean_std([m["test_accuracy"] for m in ours.values()])),
                "recipe_uar": fmt(*_mean_std([m["test_uar"] for m in ours.values()])),
                "recipe_acc_mean": _mean_std([m["test_accuracy"] for m in ours.values()])[0]}
         if gamma is not None:
-            base = recipe_runs(depth, None)
+            base = recipe_runs(encoder, depth, None)
             pairs = sorted(set(ours) & set(base))
             both = pd.DataFrame([{"fold": fold, "al": 100 * ours[(fold, seed)]["test_accuracy"],
                                   "without": 100 * base[(fold, seed)]["test_accuracy"]} for fold, seed in pairs])
@@ -470,10 +478,11 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
     return pd.DataFrame(rows)
 
 
-def paper_literal_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs of the default 2D CNN biGRU (every field at its default but corpus, fold, seed,
-    gamma and depth): the paper-literal setting, all seeds."""
+def paper_literal_runs(runs: pd.DataFrame, encoder: str = "2dcnn_bigru") -> pd.DataFrame:
+    """The runs of ``encoder`` (default: the paper's 2D CNN biGRU) with every field at its default
+    but corpus, fold, seed, gamma and depth: the paper-literal setting, all seeds."""
     fixed = {k: v for k, v in DEFAULTS.items() if k not in ("corpus", "fold", "seed", "gamma", "n_cnn_layers")}
+    fixed["encoder"] = encoder
     mask = pd.Series(True, index=runs.index)
     for k, v in fixed.items():
         mask &= runs[k].isna() if v is None else runs[k] == v

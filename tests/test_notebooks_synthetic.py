@@ -255,6 +255,13 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
                           "curves": [{"epoch": 1, "val_speaker_emotion_accuracy": per_speaker}],
                           "selections": {m: {"val_accuracy": score + (0.05 if m == "ema" else 0), "test_accuracy": 0.5,
                                              "test_uar": 0.5} for m in ("best_val", "swa", "ema")}}, runs_dir)
+    # one RAVDESS run of the recipe the two stages reach (the recipe is never decided on RAVDESS)
+    from sierlib.recipe import recipe_config
+
+    c = recipe_config({"lengths": "masked"}, corpus="ravdess", n_cnn_layers=1, gamma=None, fold=0, seed=0)
+    write_record({"status": "finished", "name": c.name, "config": c.to_dict(),
+                  "selections": {m: {"val_accuracy": 0.6, "test_accuracy": 0.7 if m == "ema" else 0.55, "test_uar": 0.65}
+                                 for m in ("best_val", "swa", "ema")}}, runs_dir)
     nb = execute("07_recipe.ipynb", tmp_path, runs_dir=str(runs_dir))
     head = cell_text(nb, "found = study(")
     assert f"2 of {len(STAGES)} stages decided" in head
@@ -270,7 +277,10 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     # EMA's test numbers; no AL cell has been trained with it
     # (one row per recipe held: after stage 1 read at the best epoch, after stage 2 with EMA)
     comparison = cell_text(nb, "comparison = by_recipe()")
-    rows = re.findall(r"^\d+\s+(\d)\s+1\s+without AL\s+67\.3 ± 6\.5\s+\d+\s+\S+ ± \S+\s+\S+ ± \S+\s+15\s+50\.0 ± 0\.0",
+    rows = re.findall(r"^\d+\s+(\d)\s+2dcnn_bigru\s+1\s+without AL\s+67\.3 ± 6\.5\s+\d+\s+\S+ ± \S+\s+\S+ ± \S+\s+15\s+50\.0 ± 0\.0",
                       comparison, re.M)
     assert rows == ["1", "2"]
     assert "3.33" not in comparison and "no offline runs yet" in cell_text(nb, "offline = by_recipe(")
+    ravdess = cell_text(nb, 'ravdess = by_recipe("ravdess")')
+    assert re.search(r"^1\s+70\.0\s*$", ravdess, re.M), ravdess  # the Table-1 grid: 1 block, without AL
+    assert re.search(r"^\d+\s+2\s+2dcnn_bigru\s+1\s+without AL\s+56\.3 ± 8\.1\s+12\s+.*\s1\s+70\.0\s+65\.0\s", ravdess, re.M)

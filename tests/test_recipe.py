@@ -181,6 +181,21 @@ def test_recipe_comparison_reads_the_recipe_selection_and_pairs_al_with_without(
     assert al.literal_runs == 0 and al.literal_acc == "missing"
     # the offline setting is another run name: nothing of it here
     assert recipe_comparison(recipe, "emodb", study_dir, reference, normalisation="per_speaker_offline").empty
+    # an earlier encoder of Table 2 gets rows of its own, paired with its own runs without AL and
+    # beside its own paper-literal runs; the paper gives it with AL only
+    for fold in range(5):
+        for gamma, acc in ((None, 0.40), (3.33, 0.45)):
+            rec = _record(recipe_config(recipe, encoder="tdnn_bilstm", gamma=gamma, fold=fold, seed=0), 0.5)
+            rec["selections"]["swa"].update(test_accuracy=acc, test_uar=acc)
+            write_record(rec, study_dir)
+        write_record({**_record(RunConfig(encoder="tdnn_bilstm", gamma=3.33, fold=fold, seed=0), 0.5),
+                      "test_accuracy": 0.35, "test_uar": 0.3}, reference)
+    table = recipe_comparison(recipe, "emodb", study_dir, reference)
+    tdnn = table[table.encoder == "tdnn_bilstm"].set_index("gamma")
+    assert list(tdnn.index) == ["without AL", "3.33"] and (table.encoder == "2dcnn_bigru").sum() == 2
+    assert tdnn.loc["without AL", "paper_acc"] == "missing" and tdnn.loc["3.33", "paper_acc"] == "61.4 ± 8.7"
+    assert tdnn.loc["3.33", "recipe_acc"] == "45.0 ± 0.0" and tdnn.loc["3.33", "vs_without_AL_diff"] == pytest.approx(5)
+    assert tdnn.loc["3.33", "literal_acc"] == "35.0 ± 0.0" and tdnn.loc["without AL", "literal_runs"] == 0
 
 
 def test_the_held_out_check_decides_again_without_each_test_folds_speakers(tmp_path):

@@ -36,6 +36,20 @@ def test_each_knob_trains_records_all_selections_and_reproduces(knobs, synthetic
 
 
 @pytest.mark.slow
+def test_an_earlier_encoder_takes_the_recipe_but_its_2d_cnn_fields(synthetic_meta, synthetic_feats):
+    from sierlib.recipe import recipe_config
+
+    recipe = {"lengths": "masked", "selection": "swa", "conv_dropout": 0.1, "speed_perturbation": 0.1}
+    config = recipe_config(recipe, corpus="synthetic", encoder="tdnn_bilstm", gamma=2.5, epochs=3, batch_size=8,
+                           swa_epochs=2)
+    assert config.conv_dropout is None  # the TDNN has no 2D CNN to drop out of
+    assert (config.lengths, config.speed_factors) == ("masked", (0.9, 1.1))
+    assert recipe_config(recipe, encoder="2dcnn_bigru").conv_dropout == 0.1
+    rec = run(config, RunOptions(device="cpu"), meta=synthetic_meta, feats=synthetic_feats, save=False, progress=False)
+    assert rec["config"] == config.to_dict() and set(rec["selections"]) == {"best_val", "swa", "ema"}
+
+
+@pytest.mark.slow
 def test_the_defaults_train_exactly_as_before(synthetic_meta, synthetic_feats):
     """The paper-literal path is untouched by the knobs: best_val equals the epoch the curves pick."""
     rec = train(synthetic_meta, synthetic_feats)
