@@ -68,7 +68,8 @@ def cmd_pack(args) -> None:
 
         found = study()
         decided = found.decisions.stage.nunique() if len(found.decisions) else 0
-        variants = {corpus: feature_variants(found.recipe, decided=decided, corpus=corpus) for corpus in args.corpora}
+        variants = {corpus: feature_variants(found.recipe, decided=decided, corpus=corpus, encoders=args.encoders)
+                    for corpus in args.corpora}
     for corpus in args.corpora:
         for path in write_pack(args.folder, corpus, args.encoders, args.data_root, variants.get(corpus, ())):
             print(f"wrote {path}")
@@ -132,8 +133,9 @@ def main(argv=None) -> int:
     p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
     p.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"])
     p.add_argument("--recipe", action="store_true",
-                   help="also the feature variants (high-pass, trimming, speed) that the recipe study's undecided "
-                        "stages can need next, on top of its recipe so far (see `sier recipe`)")
+                   help="also the features that the recipe so far reads (for `sier recipe tables`, per encoder) "
+                        "and the variants (high-pass, trimming, speed) its undecided stages can need next "
+                        "(see `sier recipe`)")
     p.set_defaults(func=cmd_pack)
     p = sub.add_parser(name="tables", help=cmd_tables.__doc__)
     p.set_defaults(func=cmd_tables)

@@ -349,20 +349,27 @@ def write_decisions(table: pd.DataFrame, path=DECISIONS):
                                          "val_mean_best_epoch_own": 2}), path)
 
 
-def feature_variants(recipe: dict, stages=STAGES, decided: int = 0, corpus: str = "emodb") -> list[dict]:
-    """The feature parameters that the stages after the first ``decided`` ones can need on top of
-    ``recipe`` (their high-pass, trimming and speed options, each on its own), for
-    ``sier pack --recipe``: a machine without the audio then reads them from the pack."""
+def feature_variants(recipe: dict, stages=STAGES, decided: int = 0, corpus: str = "emodb",
+                     encoders=("2dcnn_bigru",)) -> list[dict]:
+    """The feature parameters, for ``sier pack --recipe``, that the recipe's own runs read (for
+    each of ``encoders``, at every speed it perturbs to) and that the stages after the first
+    ``decided`` ones can need on top of it (their high-pass, trimming and speed options, each on
+    its own): a machine without the audio then reads them all from the pack."""
     wanted = {}
+
+    def want(config):
+        for speed in (1.0,) + config.speed_factors:
+            params = {**config.feature_params, **({"speed": speed} if speed != 1 else {})}
+            wanted[json.dumps(params, sort_keys=True)] = params
+
+    for encoder in encoders:
+        want(recipe_config(recipe, corpus=corpus, encoder=encoder))
     for stage in stages[decided:]:
         for _, option in stage.options:
             if ruled_out(stage, recipe, option):
                 continue
             for config in stage_configs(stage, recipe, option)[:1]:
-                config = config.replace(corpus=corpus)
-                for speed in (1.0,) + config.speed_factors:
-                    params = {**config.feature_params, **({"speed": speed} if speed != 1 else {})}
-                    wanted[json.dumps(params, sort_keys=True)] = params
+                want(config.replace(corpus=corpus))
     return list(wanted.values())
 
 

@@ -221,6 +221,7 @@ def test_the_held_out_check_decides_again_without_each_test_folds_speakers(tmp_p
 
 
 def test_feature_variants_are_those_the_undecided_stages_can_read():
+    from sierlib.config import RunConfig
     from sierlib.recipe import STAGES, feature_variants
 
     padded = feature_variants({}, STAGES, decided=0)
@@ -228,5 +229,11 @@ def test_feature_variants_are_those_the_undecided_stages_can_read():
     assert not any("speed" in v for v in padded)  # speed perturbation is ruled out for padded inputs
     assert sorted(v["speed"] for v in masked if "speed" in v) == [0.9, 1.1]
     assert {v["top_db"] for v in masked} == {20.0, 30.0, 40.0} and {v["highpass_hz"] for v in masked} == {None, 80.0}
-    # after every stage that touches features, none is left but the recipe's own
-    assert feature_variants({"lengths": "masked"}, STAGES, decided=len(STAGES)) == []
+    # after every stage that touches features, none is left but the recipe's own, at each speed
+    # it perturbs to and of each encoder's kind
+    recipe = {"lengths": "masked", "speed_perturbation": 0.1, "highpass_hz": None}
+    own = feature_variants(recipe, STAGES, decided=len(STAGES))
+    assert sorted(v.get("speed", 1) for v in own) == [0.9, 1, 1.1] and {v["highpass_hz"] for v in own} == {None}
+    both = feature_variants(recipe, STAGES, decided=len(STAGES), encoders=("2dcnn_bigru", "1dcnn_gru"))
+    assert len(both) == 6 and own == both[:3]
+    assert feature_variants({"lengths": "masked"}, STAGES, decided=len(STAGES)) == [RunConfig().feature_params]
