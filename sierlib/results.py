@@ -421,9 +421,10 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
 
     The recipe's runs are read from ``study_runs`` (default ``results/recipe/runs``) by name,
     with the recipe's ``normalisation``, and its numbers are those of its selection method
-    (every run records each); the paper-literal ones are the reference records (default
-    ``results/runs``) of the default configuration, of the same ``seeds``. The "offline"
-    setting (``normalisation="per_speaker_offline"``) is a separate call, never mixed in."""
+    (every run records each; ``recipe_val_mean`` is the mean validation accuracy, %, that
+    :func:`al_chosen_on_validation` chooses on); the paper-literal ones are the reference
+    records (default ``results/runs``) of the default configuration, of the same ``seeds``. The
+    "offline" setting (``normalisation="per_speaker_offline"``) is a separate call, never mixed in."""
     from .recipe import STUDY_RUNS, recipe_config
     from .records import read_record, record_path
 
@@ -463,7 +464,8 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
                "literal_uar": fmt(*_mean_std(lit.test_uar)),
                "recipe_runs": len(ours), "recipe_acc": fmt(*_mean_std([m["test_accuracy"] for m in ours.values()])),
                "recipe_uar": fmt(*_mean_std([m["test_uar"] for m in ours.values()])),
-               "recipe_acc_mean": _mean_std([m["test_accuracy"] for m in ours.values()])[0]}
+               "recipe_acc_mean": _mean_std([m["test_accuracy"] for m in ours.values()])[0],
+               "recipe_val_mean": _mean_std([m["val_accuracy"] for m in ours.values()])[0]}
         if gamma is not None:
             base = recipe_runs(encoder, depth, None)
             pairs = sorted(set(ours) & set(base))
@@ -475,6 +477,26 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
             row.update({"paired_runs": len(pairs), "folds_paired": t["n_folds"], "vs_without_AL_diff": t["mean_diff"],
                         "fold_wins": t["wins"], "fold_losses": t["losses"], "permutation_p": t["permutation_p"]})
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
+    """For each encoder and depth of a :func:`recipe_comparison`, the AL cell whose gamma the
+    validation speakers pick (highest mean validation accuracy) beside the same network without
+    AL, with its paired test against it: the honest counterpart of "the best AL cell", which
+    picks gamma on the test speakers. ``gammas_compared`` says how many gammas it chose among."""
+    rows = []
+    for (encoder, depth), cells in comparison.groupby(["encoder", "n_cnn_layers"], sort=True):
+        al, without = cells[cells.gamma != WITHOUT_AL], cells[cells.gamma == WITHOUT_AL]
+        if not len(al):
+            continue
+        chosen = al.loc[al.recipe_val_mean.idxmax()]
+        rows.append({"encoder": encoder, "n_cnn_layers": depth, "gammas_compared": " ".join(al.gamma),
+                     "gamma_chosen": chosen.gamma, "val_chosen": chosen.recipe_val_mean,
+                     "test_chosen": chosen.recipe_acc,
+                     "without_AL_val": without.recipe_val_mean.iloc[0] if len(without) else np.nan,
+                     "without_AL_test": without.recipe_acc.iloc[0] if len(without) else "missing",
+                     "vs_without_AL_diff": chosen.vs_without_AL_diff, "permutation_p": chosen.permutation_p})
     return pd.DataFrame(rows)
 
 

@@ -281,6 +281,7 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
                       comparison, re.M)
     assert rows == ["1", "2"]
     assert "3.33" not in comparison and "no offline runs yet" in cell_text(nb, "offline = by_recipe(")
+    assert "no AL cell run with the recipe yet" in cell_text(nb, "chosen = al_chosen_on_validation(")
     ravdess = cell_text(nb, 'ravdess = by_recipe("ravdess")')
     assert re.search(r"^1\s+70\.0\s*$", ravdess, re.M), ravdess  # the Table-1 grid: 1 block, without AL
     assert re.search(r"^\d+\s+2\s+2dcnn_bigru\s+1\s+without AL\s+56\.3 ± 8\.1\s+12\s+.*\s1\s+70\.0\s+65\.0\s", ravdess, re.M)

@@ -1,6 +1,7 @@
 """The recipe study's decision rules (sierlib.recipe), on hand-made records: no training."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -237,3 +238,21 @@ def test_feature_variants_are_those_the_undecided_stages_can_read():
     both = feature_variants(recipe, STAGES, decided=len(STAGES), encoders=("2dcnn_bigru", "1dcnn_gru"))
     assert len(both) == 6 and own == both[:3]
     assert feature_variants({"lengths": "masked"}, STAGES, decided=len(STAGES)) == [RunConfig().feature_params]
+
+
+def test_al_gamma_is_chosen_on_validation_not_test():
+    from sierlib.results import al_chosen_on_validation
+
+    rows = [("2dcnn_bigru", 1, "without AL", 70.0, "71.0 ± 1.0", np.nan, np.nan),
+            ("2dcnn_bigru", 1, "1.25", 68.0, "75.0 ± 1.0", 4.0, 0.1),  # best on test, not on validation
+            ("2dcnn_bigru", 1, "2.5", 69.0, "66.0 ± 1.0", -5.0, 0.06),
+            ("2dcnn_bigru", 2, "without AL", 60.0, "61.0 ± 1.0", np.nan, np.nan),
+            ("tdnn_bilstm", 1, "3.33", 50.0, "52.0 ± 1.0", np.nan, np.nan)]  # no run without AL
+    comparison = pd.DataFrame(rows, columns=["encoder", "n_cnn_layers", "gamma", "recipe_val_mean", "recipe_acc",
+                                             "vs_without_AL_diff", "permutation_p"])
+    chosen = al_chosen_on_validation(comparison).set_index(["encoder", "n_cnn_layers"])
+    assert list(chosen.index) == [("2dcnn_bigru", 1), ("tdnn_bilstm", 1)]  # 2 blocks: no AL cell to choose
+    one = chosen.loc[("2dcnn_bigru", 1)]
+    assert (one.gamma_chosen, one.gammas_compared, one.test_chosen) == ("2.5", "1.25 2.5", "66.0 ± 1.0")
+    assert (one.without_AL_test, one.vs_without_AL_diff) == ("71.0 ± 1.0", -5.0)
+    assert chosen.loc[("tdnn_bilstm", 1), "without_AL_test"] == "missing"
