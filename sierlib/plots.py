@@ -50,6 +50,23 @@ def plot_curves(record: dict):
     return fig
 
 
+def plot_al_curves(curves: pd.DataFrame, title: str = ""):
+    """Validation emotion accuracy per epoch of AL against without AL (mean over runs with a 95 %
+    band, :func:`sierlib.results.recipe_curves`), and the AL runs' speaker accuracy on the
+    training speakers: where, in training, the adversary costs or gains emotion accuracy."""
+    labels = list(dict.fromkeys(curves.gamma))  # one colour per gamma in both panels
+    palette = dict(zip(labels, sns.color_palette(n_colors=len(labels))))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    sns.lineplot(data=curves, x="epoch", y="val_emotion_accuracy", hue="gamma", palette=palette, ax=axes[0])
+    axes[0].set(title=f"{title} validation emotion accuracy (%)".strip(), ylabel="%")
+    al = curves.dropna(subset=["train_speaker_accuracy"])
+    if len(al):
+        sns.lineplot(data=al, x="epoch", y="train_speaker_accuracy", hue="gamma", palette=palette, ax=axes[1])
+    axes[1].set(title="speaker accuracy, training speakers (AL)", ylabel="%")
+    fig.tight_layout()
+    return fig
+
+
 def plot_confusion(record: dict, ax=None, normalise: bool = True):
     """Test confusion matrix (rows: true emotion), as row-normalised recall by default."""
     cm = np.array(record["test_confusion"], dtype=float)

@@ -425,24 +425,12 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
     :func:`al_chosen_on_validation` chooses on); the paper-literal ones are the reference
     records (default ``results/runs``) of the default configuration, of the same ``seeds``. The
     "offline" setting (``normalisation="per_speaker_offline"``) is a separate call, never mixed in."""
-    from .recipe import STUDY_RUNS, recipe_config
-    from .records import read_record, record_path
-
-    study_runs = STUDY_RUNS if study_runs is None else study_runs
     selection = recipe.get("selection", "best_val")
-    n_folds = corpus_info(corpus).n_folds
     reference = load_runs(reference_runs, corpus)
 
     def recipe_runs(encoder, depth, gamma):
-        out = {}
-        for seed in seeds:
-            for fold in range(n_folds):
-                config = recipe_config(recipe, corpus=corpus, encoder=encoder, n_cnn_layers=depth, gamma=gamma,
-                                       fold=fold, seed=seed, normalisation=normalisation)
-                rec = read_record(record_path(config, study_runs))
-                if rec is not None:
-                    out[(fold, seed)] = rec["selections"][selection]
-        return out
+        return {key: rec["selections"][selection] for key, rec in
+                recipe_records(recipe, corpus, encoder, depth, gamma, study_runs, seeds, normalisation).items()}
 
     cells = [("2dcnn_bigru", depth, gamma) for depth, gamma in TABLE1_CELLS]
     cells += [(encoder, 1, gamma) for encoder in TABLE2_ENCODERS if encoder != "2dcnn_bigru"
@@ -478,6 +466,43 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
                         "fold_wins": t["wins"], "fold_losses": t["losses"], "permutation_p": t["permutation_p"]})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def recipe_records(recipe: dict, corpus: str = "emodb", encoder: str = "2dcnn_bigru", n_cnn_layers: int = 1,
+                   gamma: float | None = None, study_runs=None, seeds=(0, 1, 2),
+                   normalisation: str = "train_speakers") -> dict:
+    """The finished records of one cell of ``recipe`` in ``study_runs`` (default
+    ``results/recipe/runs``), by ``(fold, seed)``; cells not run yet are simply absent."""
+    from .recipe import STUDY_RUNS, recipe_config
+    from .records import read_record, record_path
+
+    study_runs = STUDY_RUNS if study_runs is None else study_runs
+    out = {}
+    for seed in seeds:
+        for fold in range(corpus_info(corpus).n_folds):
+            config = recipe_config(recipe, corpus=corpus, encoder=encoder, n_cnn_layers=n_cnn_layers, gamma=gamma,
+                                   fold=fold, seed=seed, normalisation=normalisation)
+            rec = read_record(record_path(config, study_runs))
+            if rec is not None:
+                out[(fold, seed)] = rec
+    return out
+
+
+def recipe_curves(recipe: dict, corpus: str = "emodb", gammas=(None,), n_cnn_layers: int = 1,
+                  encoder: str = "2dcnn_bigru", study_runs=None, seeds=(0, 1, 2)) -> pd.DataFrame:
+    """How the recipe's runs of some cells train, epoch by epoch: one row per run and epoch with
+    ``gamma`` (its label), fold, seed, ``lambda``, validation emotion accuracy and training
+    speaker accuracy (%; NaN without AL, which has no speaker classifier)."""
+    rows = []
+    for gamma in gammas:
+        for (fold, seed), rec in recipe_records(recipe, corpus, encoder, n_cnn_layers, gamma, study_runs, seeds).items():
+            rows += [{"gamma": gamma_label(gamma), "fold": fold, "seed": seed, "epoch": c["epoch"],
+                      "lambda": c.get("lambda", 0.0), "val_emotion_accuracy": 100 * c["val_emotion_accuracy"],
+                      "train_speaker_accuracy": 100 * c["train_speaker_accuracy"]
+                      if gamma is not None and c.get("train_speaker_accuracy") is not None else np.nan}
+                     for c in rec["curves"]]
+    return pd.DataFrame(rows, columns=["gamma", "fold", "seed", "epoch", "lambda", "val_emotion_accuracy",
+                                       "train_speaker_accuracy"])
 
 
 def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:

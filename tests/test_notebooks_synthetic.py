@@ -252,7 +252,8 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
             write_record({"status": "finished", "name": c.name, "config": c.to_dict(),
                           "n_utterances": {"val_by_speaker": {"a": 10, "b": 10}},
                           "speakers": {"val": [f"s{(c.fold + 1) % 5}"], "test": [f"s{c.fold}"]},
-                          "curves": [{"epoch": 1, "val_speaker_emotion_accuracy": per_speaker}],
+                          "curves": [{"epoch": 1, "val_emotion_accuracy": score,
+                                      "val_speaker_emotion_accuracy": per_speaker}],
                           "selections": {m: {"val_accuracy": score + (0.05 if m == "ema" else 0), "test_accuracy": 0.5,
                                              "test_uar": 0.5} for m in ("best_val", "swa", "ema")}}, runs_dir)
     # one RAVDESS run of the recipe the two stages reach (the recipe is never decided on RAVDESS)
@@ -260,6 +261,7 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
 
     c = recipe_config({"lengths": "masked"}, corpus="ravdess", n_cnn_layers=1, gamma=None, fold=0, seed=0)
     write_record({"status": "finished", "name": c.name, "config": c.to_dict(),
+                  "curves": [{"epoch": 1, "lambda": 0.0, "val_emotion_accuracy": 0.5}],
                   "selections": {m: {"val_accuracy": 0.6, "test_accuracy": 0.7 if m == "ema" else 0.55, "test_uar": 0.65}
                                  for m in ("best_val", "swa", "ema")}}, runs_dir)
     nb = execute("07_recipe.ipynb", tmp_path, runs_dir=str(runs_dir))
@@ -282,6 +284,7 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     assert rows == ["1", "2"]
     assert "3.33" not in comparison and "no offline runs yet" in cell_text(nb, "offline = by_recipe(")
     assert "no AL cell run with the recipe yet" in cell_text(nb, "chosen = al_chosen_on_validation(")
+    assert cell_text(nb, "curves = recipe_curves(").count("no AL run to compare with yet") == 2
     ravdess = cell_text(nb, 'ravdess = by_recipe("ravdess")')
     assert re.search(r"^1\s+70\.0\s*$", ravdess, re.M), ravdess  # the Table-1 grid: 1 block, without AL
     assert re.search(r"^\d+\s+2\s+2dcnn_bigru\s+1\s+without AL\s+56\.3 ± 8\.1\s+12\s+.*\s1\s+70\.0\s+65\.0\s", ravdess, re.M)

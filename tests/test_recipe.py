@@ -256,3 +256,21 @@ def test_al_gamma_is_chosen_on_validation_not_test():
     assert (one.gamma_chosen, one.gammas_compared, one.test_chosen) == ("2.5", "1.25 2.5", "66.0 ± 1.0")
     assert (one.without_AL_test, one.vs_without_AL_diff) == ("71.0 ± 1.0", -5.0)
     assert chosen.loc[("tdnn_bilstm", 1), "without_AL_test"] == "missing"
+
+
+def test_recipe_curves_are_one_row_per_run_and_epoch_in_percent(tmp_path):
+    from sierlib.recipe import recipe_config
+    from sierlib.results import recipe_curves
+
+    recipe = {"lengths": "masked", "selection": "swa"}
+    for gamma in (None, 2.5):
+        for fold in (0, 1):
+            rec = _record(recipe_config(recipe, gamma=gamma, fold=fold, seed=0), 0.5)
+            rec["curves"] = [{"epoch": e, "lambda": 0.1 * e if gamma else 0.0, "val_emotion_accuracy": 0.5 + 0.1 * e,
+                              **({"train_speaker_accuracy": 0.3} if gamma else {})} for e in (1, 2)]
+            write_record(rec, tmp_path)
+    curves = recipe_curves(recipe, "emodb", gammas=(None, 2.5, 3.33), study_runs=tmp_path, seeds=(0, 1))
+    assert len(curves) == 2 * 2 * 2 and set(curves.gamma) == {"without AL", "2.5"}  # 3.33 was not run
+    al = curves[curves.gamma == "2.5"]
+    assert al.val_emotion_accuracy.tolist() == pytest.approx([60.0, 70.0] * 2) and (al.train_speaker_accuracy == 30).all()
+    assert curves[curves.gamma == "without AL"].train_speaker_accuracy.isna().all()
