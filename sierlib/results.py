@@ -509,7 +509,9 @@ def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
     """For each encoder and depth of a :func:`recipe_comparison`, the AL cell whose gamma the
     validation speakers pick (highest mean validation accuracy) beside the same network without
     AL, with its paired test against it: the honest counterpart of "the best AL cell", which
-    picks gamma on the test speakers. ``gammas_compared`` says how many gammas it chose among."""
+    picks gamma on the test speakers. ``gammas_compared`` says which gammas it chose among, and
+    ``folds_paired`` on how many folds the chosen cell and the cell without AL were compared
+    (a cell still running has fewer)."""
     rows = []
     for (encoder, depth), cells in comparison.groupby(["encoder", "n_cnn_layers"], sort=True):
         al, without = cells[cells.gamma != WITHOUT_AL], cells[cells.gamma == WITHOUT_AL]
@@ -521,7 +523,8 @@ def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
                      "test_chosen": chosen.recipe_acc,
                      "without_AL_val": without.recipe_val_mean.iloc[0] if len(without) else np.nan,
                      "without_AL_test": without.recipe_acc.iloc[0] if len(without) else "missing",
-                     "vs_without_AL_diff": chosen.vs_without_AL_diff, "permutation_p": chosen.permutation_p})
+                     "folds_paired": chosen.folds_paired, "vs_without_AL_diff": chosen.vs_without_AL_diff,
+                     "permutation_p": chosen.permutation_p})
     return pd.DataFrame(rows)
 
 

@@ -243,18 +243,18 @@ def test_feature_variants_are_those_the_undecided_stages_can_read():
 def test_al_gamma_is_chosen_on_validation_not_test():
     from sierlib.results import al_chosen_on_validation
 
-    rows = [("2dcnn_bigru", 1, "without AL", 70.0, "71.0 ± 1.0", np.nan, np.nan),
-            ("2dcnn_bigru", 1, "1.25", 68.0, "75.0 ± 1.0", 4.0, 0.1),  # best on test, not on validation
-            ("2dcnn_bigru", 1, "2.5", 69.0, "66.0 ± 1.0", -5.0, 0.06),
-            ("2dcnn_bigru", 2, "without AL", 60.0, "61.0 ± 1.0", np.nan, np.nan),
-            ("tdnn_bilstm", 1, "3.33", 50.0, "52.0 ± 1.0", np.nan, np.nan)]  # no run without AL
+    rows = [("2dcnn_bigru", 1, "without AL", 70.0, "71.0 ± 1.0", np.nan, np.nan, np.nan),
+            ("2dcnn_bigru", 1, "1.25", 68.0, "75.0 ± 1.0", 4.0, 0.1, 5),  # best on test, not on validation
+            ("2dcnn_bigru", 1, "2.5", 69.0, "66.0 ± 1.0", -5.0, 0.06, 5),
+            ("2dcnn_bigru", 2, "without AL", 60.0, "61.0 ± 1.0", np.nan, np.nan, np.nan),
+            ("tdnn_bilstm", 1, "3.33", 50.0, "52.0 ± 1.0", np.nan, np.nan, 0)]  # no run without AL
     comparison = pd.DataFrame(rows, columns=["encoder", "n_cnn_layers", "gamma", "recipe_val_mean", "recipe_acc",
-                                             "vs_without_AL_diff", "permutation_p"])
+                                             "vs_without_AL_diff", "permutation_p", "folds_paired"])
     chosen = al_chosen_on_validation(comparison).set_index(["encoder", "n_cnn_layers"])
     assert list(chosen.index) == [("2dcnn_bigru", 1), ("tdnn_bilstm", 1)]  # 2 blocks: no AL cell to choose
     one = chosen.loc[("2dcnn_bigru", 1)]
     assert (one.gamma_chosen, one.gammas_compared, one.test_chosen) == ("2.5", "1.25 2.5", "66.0 ± 1.0")
-    assert (one.without_AL_test, one.vs_without_AL_diff) == ("71.0 ± 1.0", -5.0)
+    assert (one.without_AL_test, one.vs_without_AL_diff, one.folds_paired) == ("71.0 ± 1.0", -5.0, 5)
     assert chosen.loc[("tdnn_bilstm", 1), "without_AL_test"] == "missing"
 
 
