@@ -428,9 +428,13 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
     selection = recipe.get("selection", "best_val")
     reference = load_runs(reference_runs, corpus)
 
+    read = {}  # each cell's records are read once, though every AL cell pairs with its cell without AL
+
     def recipe_runs(encoder, depth, gamma):
-        return {key: rec["selections"][selection] for key, rec in
-                recipe_records(recipe, corpus, encoder, depth, gamma, study_runs, seeds, normalisation).items()}
+        if (encoder, depth, gamma) not in read:
+            read[encoder, depth, gamma] = {key: rec["selections"][selection] for key, rec in recipe_records(
+                recipe, corpus, encoder, depth, gamma, study_runs, seeds, normalisation).items()}
+        return read[encoder, depth, gamma]
 
     cells = [("2dcnn_bigru", depth, gamma) for depth, gamma in TABLE1_CELLS]
     cells += [(encoder, 1, gamma) for encoder in TABLE2_ENCODERS if encoder != "2dcnn_bigru"
