@@ -509,6 +509,30 @@ def recipe_curves(recipe: dict, corpus: str = "emodb", gammas=(None,), n_cnn_lay
                                        "train_speaker_accuracy"])
 
 
+def recipe_recall_by_emotion(recipe: dict, corpus: str = "emodb", gammas=(None,), n_cnn_layers: int = 1,
+                             encoder: str = "2dcnn_bigru", study_runs=None, seeds=(0, 1, 2)) -> pd.DataFrame:
+    """Where AL gains or loses, emotion by emotion: each emotion's recall (%) in the test
+    confusion matrices of a cell's runs (read with the recipe's selection) summed over the
+    (fold, seed) runs that every gamma in ``gammas`` has finished, so that the columns compare
+    the same test utterances. One column per gamma label, one row per emotion in the corpus's
+    label order, ``n_test`` the test utterances of each emotion summed over those runs; the
+    number of runs is in ``attrs["runs"]``. A gamma without any run yet is left out; empty if
+    fewer than two gammas have runs in common."""
+    selection = recipe.get("selection", "best_val")
+    cells = {gamma_label(g): recipe_records(recipe, corpus, encoder, n_cnn_layers, g, study_runs, seeds) for g in gammas}
+    cells = {label: records for label, records in cells.items() if records}
+    common = sorted(set.intersection(*(set(records) for records in cells.values()))) if cells else []
+    if len(cells) < 2 or not common:
+        return pd.DataFrame()
+    table = pd.DataFrame(index=pd.Index(corpus_info(corpus).emotions, name="emotion"))
+    for label, records in cells.items():
+        confusion = np.sum([records[key]["selections"][selection]["test_confusion"] for key in common], axis=0)
+        table[label] = 100 * np.diag(confusion) / confusion.sum(axis=1)
+    table["n_test"] = confusion.sum(axis=1)
+    table.attrs["runs"] = len(common)
+    return table
+
+
 def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
     """For each encoder and depth of a :func:`recipe_comparison`, the AL cell whose gamma the
     validation speakers pick (highest mean validation accuracy) beside the same network without

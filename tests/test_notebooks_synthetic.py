@@ -260,10 +260,20 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     from sierlib.recipe import recipe_config
 
     c = recipe_config({"lengths": "masked"}, corpus="ravdess", n_cnn_layers=1, gamma=None, fold=0, seed=0)
+    confusion = (np.eye(8, dtype=int) * 10).tolist()  # every test utterance right: recall 100 % for each emotion
     write_record({"status": "finished", "name": c.name, "config": c.to_dict(),
                   "curves": [{"epoch": 1, "lambda": 0.0, "val_emotion_accuracy": 0.5}],
-                  "selections": {m: {"val_accuracy": 0.6, "test_accuracy": 0.7 if m == "ema" else 0.55, "test_uar": 0.65}
-                                 for m in ("best_val", "swa", "ema")}}, runs_dir)
+                  "selections": {m: {"val_accuracy": 0.6, "test_accuracy": 0.7 if m == "ema" else 0.55, "test_uar": 0.65,
+                                     "test_confusion": confusion} for m in ("best_val", "swa", "ema")}}, runs_dir)
+    # and one with AL, which the "How AL trains" cell draws against it and compares emotion by emotion
+    c = recipe_config({"lengths": "masked"}, corpus="ravdess", n_cnn_layers=1, gamma=2.5, fold=0, seed=0)
+    confusion = (np.eye(8, dtype=int) * 10).tolist()
+    confusion[0][0], confusion[0][1] = 5, 5  # anger: half taken for calm
+    write_record({"status": "finished", "name": c.name, "config": c.to_dict(),
+                  "curves": [{"epoch": e, "lambda": 0.5, "val_emotion_accuracy": 0.4, "train_speaker_accuracy": 0.2}
+                             for e in (1, 2)],
+                  "selections": {m: {"val_accuracy": 0.5, "test_accuracy": 0.5, "test_uar": 0.5,
+                                     "test_confusion": confusion} for m in ("best_val", "swa", "ema")}}, runs_dir)
     nb = execute("07_recipe.ipynb", tmp_path, runs_dir=str(runs_dir))
     head = cell_text(nb, "found = study(")
     assert f"2 of {len(STAGES)} stages decided" in head
@@ -284,7 +294,14 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     assert rows == ["1", "2"]
     assert "3.33" not in comparison and "no offline runs yet" in cell_text(nb, "offline = by_recipe(")
     assert "no AL cell run with the recipe yet" in cell_text(nb, "chosen = al_chosen_on_validation(")
-    assert cell_text(nb, "curves = recipe_curves(").count("no AL run to compare with yet") == 2
+    al_cell = cell_text(nb, "curves = recipe_curves(")
+    assert al_cell.count("no AL run to compare with yet") == 1  # Emo-DB; RAVDESS has an AL run
+    assert "ravdess: recall by emotion (%), the test confusions of the 1 runs every γ has" in al_cell
+    assert re.search(r"^anger\s+100\.0\s+50\.0\s+10\s*$", al_cell, re.M)
+    assert re.search(r"^calm\s+100\.0\s+100\.0\s+10\s*$", al_cell, re.M)
     ravdess = cell_text(nb, 'ravdess = by_recipe("ravdess")')
-    assert re.search(r"^1\s+70\.0\s*$", ravdess, re.M), ravdess  # the Table-1 grid: 1 block, without AL
+    assert re.search(r"^1\s+70\.0\s+50\.0\s*$", ravdess, re.M), ravdess  # the Table-1 grid: 1 block, without AL, γ 2.5
+    # γ chosen on validation (the only one run), 20 points below without AL, both read with EMA
+    assert re.search(r"^0\s+2dcnn_bigru\s+1\s+2\.5\s+2\.5\s+50\.0\s+50\.0\s+60\.0\s+70\.0\s+1\.0\s+-20\.0\s",
+                     ravdess, re.M)
     assert re.search(r"^\d+\s+2\s+2dcnn_bigru\s+1\s+without AL\s+56\.3 ± 8\.1\s+12\s+.*\s1\s+70\.0\s+65\.0\s", ravdess, re.M)

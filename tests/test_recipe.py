@@ -7,6 +7,7 @@ import pytest
 
 from sierlib import recipe
 from sierlib.recipe import Stage, crossed_best_epoch_accuracy, decide, stage_configs, study, validation_score
+from sierlib.corpora import corpus_info
 from sierlib.records import write_record
 
 
@@ -274,3 +275,30 @@ def test_recipe_curves_are_one_row_per_run_and_epoch_in_percent(tmp_path):
     al = curves[curves.gamma == "2.5"]
     assert al.val_emotion_accuracy.tolist() == pytest.approx([60.0, 70.0] * 2) and (al.train_speaker_accuracy == 30).all()
     assert curves[curves.gamma == "without AL"].train_speaker_accuracy.isna().all()
+
+
+def test_recall_by_emotion_compares_the_runs_every_gamma_has(tmp_path):
+    from sierlib.recipe import recipe_config
+    from sierlib.results import recipe_recall_by_emotion
+
+    recipe = {"lengths": "masked", "selection": "swa"}
+    n = len(corpus_info("emodb").emotions)
+
+    def confusion(correct):  # 10 test utterances per emotion, `correct` of them right
+        c = np.zeros((n, n), int)
+        np.fill_diagonal(c, correct)
+        c[np.arange(n), (np.arange(n) + 1) % n] = 10 - np.asarray(correct)  # the rest taken for the next emotion
+        return c.tolist()
+
+    for gamma, folds, correct in ((None, (0, 1, 2), 8), (2.5, (0, 1), [5] + [8] * (n - 1))):
+        for fold in folds:
+            rec = _record(recipe_config(recipe, gamma=gamma, fold=fold, seed=0), 0.5)
+            rec["selections"]["swa"]["test_confusion"] = confusion(correct)
+            rec["selections"]["best_val"]["test_confusion"] = confusion(0)  # not the recipe's selection
+            write_record(rec, tmp_path)
+    recall = recipe_recall_by_emotion(recipe, "emodb", gammas=(None, 2.5, 3.33), study_runs=tmp_path, seeds=(0,))
+    assert list(recall.columns) == ["without AL", "2.5", "n_test"]  # 3.33 has no run and is left out
+    assert recall.attrs["runs"] == 2 and (recall.n_test == 20).all()  # fold 2 has no AL run to compare
+    assert list(recall.index) == list(corpus_info("emodb").emotions)
+    assert (recall["without AL"] == 80).all() and recall["2.5"].iloc[0] == 50 and (recall["2.5"].iloc[1:] == 80).all()
+    assert recipe_recall_by_emotion(recipe, "emodb", gammas=(None, 3.33), study_runs=tmp_path, seeds=(0,)).empty
