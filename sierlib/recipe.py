@@ -36,6 +36,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,7 @@ import pandas as pd
 from .config import CNN2D_FIELDS, RunConfig
 from .corpora import REPO_ROOT
 from .records import RESULTS, iter_records, write_csv_atomic
-from .results import TABLE2_ENCODERS
+from .results import RECIPE_TABLES, TABLE2_ENCODERS, write_recipe_tables
 
 STUDY_RUNS = RESULTS / "recipe" / "runs"
 DECISIONS = RESULTS / "recipe_decisions.csv"
@@ -409,7 +410,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pack", default=None, help="read features from this folder (`sier pack --recipe`) instead of "
                                                  "the audio, e.g. on a lent GPU machine")
     ap.add_argument("--runs-dir", default=str(STUDY_RUNS))
-    ap.add_argument("--decisions", default=str(DECISIONS))
+    ap.add_argument("--decisions", default=str(DECISIONS),
+                    help="the decision table (CSV); the recipe's tables are written beside it, as "
+                         f"{RECIPE_TABLES.name} and .md")
     args = ap.parse_args(argv)
     t0 = time.time()
     failed = []
@@ -445,6 +448,9 @@ def main(argv=None) -> int:
     if len(found.decisions):
         write_decisions(found.decisions, args.decisions)
         print(found.decisions.to_string(index=False))
+        for path in write_recipe_tables(found.recipe, args.runs_dir, path=Path(args.decisions).with_name(
+                RECIPE_TABLES.name)):
+            print("wrote", path)
     print("recipe so far:", json.dumps(found.recipe, sort_keys=True))
     if found.pending:
         print("not decided yet (runs missing):", ", ".join(found.pending))

@@ -302,3 +302,30 @@ def test_recall_by_emotion_compares_the_runs_every_gamma_has(tmp_path):
     assert list(recall.index) == list(corpus_info("emodb").emotions)
     assert (recall["without AL"] == 80).all() and recall["2.5"].iloc[0] == 50 and (recall["2.5"].iloc[1:] == 80).all()
     assert recipe_recall_by_emotion(recipe, "emodb", gammas=(None, 3.33), study_runs=tmp_path, seeds=(0,)).empty
+
+
+def test_recipe_tables_are_written_from_the_records_with_offline_kept_apart(tmp_path):
+    from sierlib.recipe import recipe_config
+    from sierlib.results import recipe_tables, write_recipe_tables
+
+    recipe = {"lengths": "masked", "selection": "swa"}
+    study_dir, path = tmp_path / "study", tmp_path / "out" / "recipe_tables.csv"
+    assert write_recipe_tables(recipe, study_dir, tmp_path / "reference", path) == [] and not path.parent.exists()
+    for fold in range(5):
+        for gamma, normalisation, acc in ((None, "train_speakers", 0.60), (2.5, "train_speakers", 0.50),
+                                          (None, "per_speaker_offline", 0.90)):
+            rec = _record(recipe_config(recipe, gamma=gamma, fold=fold, seed=0, normalisation=normalisation), 0.5)
+            rec["selections"]["swa"].update(test_accuracy=acc, test_uar=acc)
+            write_record(rec, study_dir)
+    written = write_recipe_tables(recipe, study_dir, tmp_path / "reference", path)
+    assert written == [path, path.with_suffix(".md")]
+    table = recipe_tables(recipe, study_dir, tmp_path / "reference")
+    assert path.read_text() == table.to_csv(index=False)  # what 07 checks the committed file against
+    assert list(table.gamma) == ["without AL", "2.5"] and list(table.recipe_runs) == [5, 5]
+    assert table.recipe_acc.tolist() == ["60.0 ± 0.0", "50.0 ± 0.0"]  # the offline runs are not in the tables
+    assert table.loc[1, "vs_without_AL_diff"] == -10.0 and table.loc[1, "fold_losses"] == 5
+    md = path.with_suffix(".md").read_text()
+    assert "## Emo-DB" in md and "## RAVDESS" not in md and '`{"lengths": "masked", "selection": "swa"}`' in md
+    main, offline = md.split("## Offline")
+    assert "90.0 ± 0.0" not in main and "| emodb | 2dcnn_bigru | 1 | without AL | 5 | 90.0 ± 0.0 |" in offline
+    assert "| 2dcnn_bigru | 1 | 2.5 | 2.5 | 60.0 | 50.0 ± 0.0 | 60.0 | 60.0 ± 0.0 | 5 | -10.0 | 0.062 |" in main
