@@ -24,16 +24,23 @@ factor, what the project recommends, **looking only at validation speakers**:
 - the ``selection`` stage trains nothing: every run records all its selection methods;
 - test accuracy is never read here.
 
-Runs go to ``results/recipe/runs`` (committed: the decision table is derived from them) and the
-decisions to ``results/recipe_decisions.csv``, both written by ``sier recipe run`` (or
-``python -m sierlib.recipe run``), which is resumable: finished runs are read back, so a study
-stopped halfway goes on where it stopped. Stages run in order because each one starts from the decisions before it.
+The committed study is ``results/recipe/runs`` (:data:`STUDY_RUNS`), with its decisions in
+``results/recipe_decisions.csv`` and the recipe's rows of Tables 1-2 in
+``results/recipe_tables.csv``/``.md``, all derived from those runs by code. ``sier recipe run``
+(or ``python -m sierlib.recipe run``), ``tables`` and ``decide`` read the committed runs and
+write your own new runs, and what is derived from the two together, under
+``results/local/recipe/`` (git-ignored), so they never change the committed study or the tests;
+``--reference`` writes into the committed study instead, for a deliberate extension of it (as
+``sier sweep --reference``). Both are resumable: finished runs are read back and never trained
+again, so a study stopped halfway goes on where it stopped. Stages run in order because each
+one starts from the decisions before it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +53,9 @@ from .corpora import REPO_ROOT
 from .records import RESULTS, iter_records, write_csv_atomic
 from .results import RECIPE_TABLES, TABLE2_ENCODERS, write_recipe_tables
 
-STUDY_RUNS = RESULTS / "recipe" / "runs"
+STUDY_RUNS = RESULTS / "recipe" / "runs"  # committed: only `sier recipe ... --reference` writes here
 DECISIONS = RESULTS / "recipe_decisions.csv"
+LOCAL_RECIPE = RESULTS / "local" / "recipe"  # git-ignored: your own recipe runs and what is derived from them
 STUDY_BASE = {"corpus": "emodb", "gamma": None, "n_cnn_layers": 1}
 SEEDS = (0, 1, 2)
 FOLDS = (0, 1, 2, 3, 4)
@@ -174,8 +182,20 @@ def validation_score(record: dict, selection: str) -> float:
     return record["selections"][selection]["val_accuracy"]
 
 
+def study_folders(runs_dir=None) -> tuple[Path, ...]:
+    """The folders a study reads: ``runs_dir`` as a tuple, one folder or a list of them (e.g. the
+    committed study and your own runs); None is the committed study, :data:`STUDY_RUNS`."""
+    if runs_dir is None:
+        return (STUDY_RUNS,)
+    return (Path(runs_dir),) if isinstance(runs_dir, (str, os.PathLike)) else tuple(Path(d) for d in runs_dir)
+
+
 def _records_by_name(runs_dir) -> dict:
-    return {r["name"]: r for r in iter_records(runs_dir)}
+    """Every finished record of the study's folders by run name (the first folder wins)."""
+    out = {}
+    for folder in reversed(study_folders(runs_dir)):
+        out.update({r["name"]: r for r in iter_records(folder)})
+    return out
 
 
 def decide(stage: Stage, scores: dict[str, pd.Series]) -> tuple[str, pd.DataFrame]:
@@ -409,11 +429,23 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", default=None, help="folder holding the corpora (default: $SIER_DATA or data/)")
     ap.add_argument("--pack", default=None, help="read features from this folder (`sier pack --recipe`) instead of "
                                                  "the audio, e.g. on a lent GPU machine")
-    ap.add_argument("--runs-dir", default=str(STUDY_RUNS))
-    ap.add_argument("--decisions", default=str(DECISIONS),
-                    help="the decision table (CSV); the recipe's tables are written beside it, as "
-                         f"{RECIPE_TABLES.name} and .md")
+    ap.add_argument("--runs-dir", default=None,
+                    help="where new runs go (default results/local/recipe/runs, git-ignored); the committed "
+                         "study's runs are read as well, and never trained again")
+    ap.add_argument("--reference", action="store_true",
+                    help="write into the committed study instead (results/recipe/runs, results/recipe_decisions.csv "
+                         "and results/recipe_tables.csv/.md): for a deliberate extension of the study, as "
+                         "`sier sweep --reference`")
+    ap.add_argument("--decisions", default=None,
+                    help="where the decision table (CSV) goes; the recipe's tables are written beside it, as "
+                         "recipe_tables.csv and .md (default: results/local/recipe/, with --reference "
+                         "results/recipe_decisions.csv)")
     args = ap.parse_args(argv)
+    if args.reference and args.runs_dir is not None:
+        ap.error("--reference writes into the committed study; leave out --runs-dir")
+    out_dir = STUDY_RUNS if args.reference else Path(args.runs_dir) if args.runs_dir else LOCAL_RECIPE / "runs"
+    folders = (STUDY_RUNS,) if args.reference else (STUDY_RUNS, out_dir)  # your own runs never shadow the study's
+    decisions = Path(args.decisions) if args.decisions else DECISIONS if args.reference else LOCAL_RECIPE / DECISIONS.name
     t0 = time.time()
     failed = []
 
@@ -424,32 +456,34 @@ def main(argv=None) -> int:
         if left is not None and left <= 0:
             return
         print(f"stage {stage.factor}: {len(todo)} runs to train")
-        report = run_in_process(todo, workers=args.workers, out_dir=args.runs_dir, device=args.device,
+        report = run_in_process(todo, workers=args.workers, out_dir=out_dir, device=args.device,
                                 data_root=args.data_root, pack=args.pack, max_minutes=left)
         failed.extend(report.failed)
         print(report)
 
     if args.action == "tables":
-        from .sweep import run_in_process, unfinished
+        from .sweep import run_in_process
 
-        found = study(args.runs_dir)
+        found = study(folders)
         recipe = found.recipe
         if found.pending:
             print(f"note: the study has not decided {', '.join(found.pending)} yet: these runs use the recipe so far")
         plan = recipe_plan(recipe, args.corpus, args.depths, args.gammas, args.seeds,
                            "per_speaker_offline" if args.offline else "train_speakers", args.encoders)
-        print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, "
-              f"{len(unfinished(plan, args.runs_dir))} to train")
-        report = run_in_process(plan, workers=args.workers, out_dir=args.runs_dir, device=args.device,
+        finished = _records_by_name(folders)
+        todo = [c for c in plan if c.name not in finished]
+        print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, {len(todo)} to train "
+              f"into {out_dir}")
+        report = run_in_process(todo, workers=args.workers, out_dir=out_dir, device=args.device,
                                 data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
         print(report)
         return 1 if report.failed else 0
-    found = study(args.runs_dir, run_missing=run_missing if args.action == "run" else None)
+    found = study(folders, run_missing=run_missing if args.action == "run" else None)
     if len(found.decisions):
-        write_decisions(found.decisions, args.decisions)
+        write_decisions(found.decisions, decisions)
         print(found.decisions.to_string(index=False))
-        for path in write_recipe_tables(found.recipe, args.runs_dir, path=Path(args.decisions).with_name(
-                RECIPE_TABLES.name)):
+        print("wrote", decisions)
+        for path in write_recipe_tables(found.recipe, folders, path=decisions.with_name(RECIPE_TABLES.name)):
             print("wrote", path)
     print("recipe so far:", json.dumps(found.recipe, sort_keys=True))
     if found.pending:

@@ -475,18 +475,19 @@ def recipe_comparison(recipe: dict, corpus: str = "emodb", study_runs=None, refe
 def recipe_records(recipe: dict, corpus: str = "emodb", encoder: str = "2dcnn_bigru", n_cnn_layers: int = 1,
                    gamma: float | None = None, study_runs=None, seeds=(0, 1, 2),
                    normalisation: str = "train_speakers") -> dict:
-    """The finished records of one cell of ``recipe`` in ``study_runs`` (default
-    ``results/recipe/runs``), by ``(fold, seed)``; cells not run yet are simply absent."""
-    from .recipe import STUDY_RUNS, recipe_config
+    """The finished records of one cell of ``recipe`` in ``study_runs`` (a folder or a list of
+    them, the first that has a run wins; default ``results/recipe/runs``), by ``(fold, seed)``;
+    cells not run yet are simply absent."""
+    from .recipe import recipe_config, study_folders
     from .records import read_record, record_path
 
-    study_runs = STUDY_RUNS if study_runs is None else study_runs
     out = {}
     for seed in seeds:
         for fold in range(corpus_info(corpus).n_folds):
             config = recipe_config(recipe, corpus=corpus, encoder=encoder, n_cnn_layers=n_cnn_layers, gamma=gamma,
                                    fold=fold, seed=seed, normalisation=normalisation)
-            rec = read_record(record_path(config, study_runs))
+            rec = next((r for folder in study_folders(study_runs)
+                        if (r := read_record(record_path(config, folder))) is not None), None)
             if rec is not None:
                 out[(fold, seed)] = rec
     return out

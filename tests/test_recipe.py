@@ -1,5 +1,6 @@
 """The recipe study's decision rules (sierlib.recipe), on hand-made records: no training."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -329,3 +330,42 @@ def test_recipe_tables_are_written_from_the_records_with_offline_kept_apart(tmp_
     main, offline = md.split("## Offline")
     assert "90.0 ± 0.0" not in main and "| emodb | 2dcnn_bigru | 1 | without AL | 5 | 90.0 ± 0.0 |" in offline
     assert "| 2dcnn_bigru | 1 | 2.5 | 2.5 | 60.0 | 50.0 ± 0.0 | 60.0 | 60.0 ± 0.0 | 5 | -10.0 | 0.062 |" in main
+
+
+def test_recipe_commands_keep_your_runs_apart_from_the_committed_study(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from sierlib import sweep
+    from sierlib.recipe import STAGES, main, recipe_config
+
+    committed, local = tmp_path / "committed", tmp_path / "local"
+    monkeypatch.setattr(recipe, "STUDY_RUNS", committed)
+    monkeypatch.setattr(recipe, "LOCAL_RECIPE", local)
+    monkeypatch.setattr(recipe, "DECISIONS", tmp_path / "recipe_decisions.csv")
+    trained = []
+    monkeypatch.setattr(sweep, "run_in_process", lambda todo, out_dir, **kw: trained.append(
+        (sorted(c.fold for c in todo), Path(out_dir))) or SimpleNamespace(failed=[]))
+
+    def run(config, folder, acc=0.6):
+        rec = _record(config, acc)
+        rec["selections"]["swa"].update(test_accuracy=acc, test_uar=acc)
+        write_record(rec, folder)
+
+    for lengths, acc in (("padded", 0.5), ("masked", 0.6)):  # the committed study has decided its first stage
+        for c in stage_configs(STAGES[0], {}, {"lengths": lengths}):
+            run(c, committed, acc)
+    run(recipe_config({"lengths": "masked"}, gamma=2.5, fold=0, seed=0), committed)  # committed: never trained again
+    run(recipe_config({"lengths": "masked"}, gamma=2.5, fold=1, seed=0), local / "runs")  # yours, finished earlier
+    assert main(["tables", "--gammas", "none", "2.5", "--seeds", "0"]) == 0
+    assert trained == [([2, 3, 4], local / "runs")]  # without AL is the study's own runs; 2.5 on the folds left
+    assert main(["decide"]) == 0
+    assert (local / "recipe_decisions.csv").exists() and (local / "recipe_tables.md").exists()
+    assert not (tmp_path / "recipe_decisions.csv").exists() and not (committed.parent / "recipe_tables.csv").exists()
+    assert main(["decide", "--reference"]) == 0 and (tmp_path / "recipe_decisions.csv").exists()
+    assert (tmp_path / "recipe_tables.csv").exists()
+    trained.clear()
+    assert main(["tables", "--gammas", "2.5", "--seeds", "0", "--reference"]) == 0
+    assert trained == [([1, 2, 3, 4], committed)]  # your own runs are not the committed study's
+    with pytest.raises(SystemExit):
+        main(["tables", "--reference", "--runs-dir", str(tmp_path / "elsewhere")])
+    assert "leave out --runs-dir" in capsys.readouterr().err
