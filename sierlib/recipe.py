@@ -31,8 +31,8 @@ The committed study is ``results/recipe/runs`` (:data:`STUDY_RUNS`), with its de
 write your own new runs, and what is derived from the two together, under
 ``results/local/recipe/`` (git-ignored), so they never change the committed study or the tests;
 ``--reference`` writes into the committed study instead, for a deliberate extension of it (as
-``sier sweep --reference``). Both are resumable: finished runs are read back and never trained
-again, so a study stopped halfway goes on where it stopped. Stages run in order because each
+``sier sweep --reference``). ``run`` and ``tables`` are resumable: finished runs are read back and
+never trained again, so a study stopped halfway goes on where it stopped. Stages run in order because each
 one starts from the decisions before it.
 """
 from __future__ import annotations
@@ -443,6 +443,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.reference and args.runs_dir is not None:
         ap.error("--reference writes into the committed study; leave out --runs-dir")
+    if args.runs_dir is not None and Path(args.runs_dir).resolve() == STUDY_RUNS.resolve():
+        ap.error(f"--runs-dir {args.runs_dir} is the committed study: use --reference to extend it on purpose")
     out_dir = STUDY_RUNS if args.reference else Path(args.runs_dir) if args.runs_dir else LOCAL_RECIPE / "runs"
     folders = (STUDY_RUNS,) if args.reference else (STUDY_RUNS, out_dir)  # your own runs never shadow the study's
     decisions = Path(args.decisions) if args.decisions else DECISIONS if args.reference else LOCAL_RECIPE / DECISIONS.name

@@ -313,8 +313,13 @@ def test_recipe_tables_are_written_from_the_records_with_offline_kept_apart(tmp_
     study_dir, path = tmp_path / "study", tmp_path / "out" / "recipe_tables.csv"
     assert write_recipe_tables(recipe, study_dir, tmp_path / "reference", path) == [] and not path.parent.exists()
     for fold in range(5):
-        for gamma, normalisation, acc in ((None, "train_speakers", 0.60), (2.5, "train_speakers", 0.50),
-                                          (None, "per_speaker_offline", 0.90)):
+        rec = _record(recipe_config(recipe, gamma=None, fold=fold, seed=0), 0.5)
+        rec["selections"]["swa"].update(test_accuracy=0.6, test_uar=0.6)
+        write_record(rec, study_dir)
+    assert len(write_recipe_tables(recipe, study_dir, tmp_path / "reference", path)) == 2  # no AL cell yet: no AL columns
+    assert "| 2dcnn_bigru | 1 | without AL |" in path.with_suffix(".md").read_text()
+    for fold in range(5):
+        for gamma, normalisation, acc in ((2.5, "train_speakers", 0.50), (None, "per_speaker_offline", 0.90)):
             rec = _record(recipe_config(recipe, gamma=gamma, fold=fold, seed=0, normalisation=normalisation), 0.5)
             rec["selections"]["swa"].update(test_accuracy=acc, test_uar=acc)
             write_record(rec, study_dir)
@@ -369,3 +374,17 @@ def test_recipe_commands_keep_your_runs_apart_from_the_committed_study(tmp_path,
     with pytest.raises(SystemExit):
         main(["tables", "--reference", "--runs-dir", str(tmp_path / "elsewhere")])
     assert "leave out --runs-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the committed study by another name
+        main(["tables", "--runs-dir", str(committed / ".." / committed.name)])
+    assert "use --reference" in capsys.readouterr().err
+
+
+def test_the_committed_decisions_and_recipe_tables_are_those_of_the_committed_runs(tmp_path):
+    from sierlib.recipe import DECISIONS, write_decisions
+    from sierlib.results import RECIPE_TABLES, recipe_tables
+
+    found = study()
+    write_decisions(found.decisions, tmp_path / "decisions.csv")
+    assert DECISIONS.read_text() == (tmp_path / "decisions.csv").read_text(), "run `sier recipe decide --reference`"
+    assert RECIPE_TABLES.read_text() == recipe_tables(found.recipe).to_csv(index=False), \
+        "run `sier recipe decide --reference`"
