@@ -31,9 +31,9 @@ The committed study is ``results/recipe/runs`` (:data:`STUDY_RUNS`), with its de
 write your own new runs, and what is derived from the two together, under
 ``results/local/recipe/`` (git-ignored), so they never change the committed study or the tests;
 ``--reference`` writes into the committed study instead, for a deliberate extension of it (as
-``sier sweep --reference``). ``run`` and ``tables`` are resumable: finished runs are read back and
-never trained again, so a study stopped halfway goes on where it stopped. Stages run in order because each
-one starts from the decisions before it.
+``sier sweep --reference``). ``run`` and ``tables`` are resumable: finished runs are read back
+and never trained again, so a study stopped halfway goes on where it stopped. Stages run in
+order because each one starts from the decisions before it.
 """
 from __future__ import annotations
 
