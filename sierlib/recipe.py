@@ -466,13 +466,13 @@ def main(argv=None) -> int:
     if args.action == "tables":
         from .sweep import run_in_process
 
-        found = study(folders)
+        finished = _records_by_name(folders)
+        found = study(folders, records=finished)
         recipe = found.recipe
         if found.pending:
             print(f"note: the study has not decided {', '.join(found.pending)} yet: these runs use the recipe so far")
         plan = recipe_plan(recipe, args.corpus, args.depths, args.gammas, args.seeds,
                            "per_speaker_offline" if args.offline else "train_speakers", args.encoders)
-        finished = _records_by_name(folders)
         todo = [c for c in plan if c.name not in finished]
         print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, {len(todo)} to train "
               f"into {out_dir}")
