@@ -539,6 +539,43 @@ def recipe_recall_by_emotion(recipe: dict, corpus: str = "emodb", gammas=(None,)
     return table
 
 
+def recipe_recall_change(recipe: dict, corpus: str = "emodb", depths=(1, 2, 3, 4), gammas=(1.25, 2.5, 3.33),
+                         encoder: str = "2dcnn_bigru", study_runs=None, seeds=(0, 1, 2)) -> pd.DataFrame:
+    """Does AL cost the same emotions at every depth? For each depth and emotion, the recall (%)
+    without AL and with AL (the mean over ``gammas``), and AL minus without AL paired over folds
+    (:func:`paired_test`; a fold's recall is that of its runs' test confusions summed over seeds).
+    Only the (fold, seed) runs that the cell without AL and every gamma have finished are used, as
+    in :func:`recipe_recall_by_emotion`; a depth without them is left out. A fold whose test
+    speakers have no utterance of an emotion does not count for that emotion. One row per depth
+    and emotion; ``runs`` is the number of (fold, seed) runs compared at that depth."""
+    selection = recipe.get("selection", "best_val")
+    rows = []
+    for depth in depths:
+        cells = [recipe_records(recipe, corpus, encoder, depth, g, study_runs, seeds) for g in (None, *gammas)]
+        common = sorted(set.intersection(*(set(records) for records in cells)))
+        if not common:
+            continue
+        folds = sorted({fold for fold, _ in common})
+
+        def recall(records, fold):  # per emotion, over the fold's seeds; NaN where the fold has no such utterance
+            confusion = np.sum([records[key]["selections"][selection]["test_confusion"]
+                                for key in common if key[0] == fold], axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return 100 * np.diag(confusion) / confusion.sum(axis=1)
+
+        without = np.array([recall(cells[0], fold) for fold in folds])  # folds x emotions
+        al = np.array([[recall(records, fold) for fold in folds] for records in cells[1:]]).mean(axis=0)
+        for i, emotion in enumerate(corpus_info(corpus).emotions):
+            counted = ~np.isnan(without[:, i])
+            test = paired_test(al[counted, i], without[counted, i])
+            rows.append({"n_cnn_layers": depth, "emotion": emotion, "runs": len(common),
+                         "without_AL_recall": without[counted, i].mean(), "AL_recall": al[counted, i].mean(),
+                         "diff": test["mean_diff"], "folds": test["n_folds"], "fold_wins": test["wins"],
+                         "fold_losses": test["losses"], "permutation_p": test["permutation_p"]})
+    return pd.DataFrame(rows, columns=["n_cnn_layers", "emotion", "runs", "without_AL_recall", "AL_recall", "diff",
+                                       "folds", "fold_wins", "fold_losses", "permutation_p"])
+
+
 def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
     """For each encoder and depth of a :func:`recipe_comparison`, the AL cell whose gamma the
     validation speakers pick (highest mean validation accuracy) beside the same network without

@@ -305,6 +305,38 @@ def test_recall_by_emotion_compares_the_runs_every_gamma_has(tmp_path):
     assert recipe_recall_by_emotion(recipe, "emodb", gammas=(None, 3.33), study_runs=tmp_path, seeds=(0,)).empty
 
 
+def test_recall_change_is_paired_over_folds_per_depth(tmp_path):
+    from sierlib.recipe import recipe_config
+    from sierlib.records import record_path
+    from sierlib.results import recipe_recall_change
+
+    recipe = {"lengths": "masked", "selection": "swa"}
+    n = len(corpus_info("emodb").emotions)
+
+    def confusion(correct):  # 10 test utterances per emotion, `correct` of them right
+        c = np.zeros((n, n), int)
+        np.fill_diagonal(c, correct)
+        c[np.arange(n), (np.arange(n) + 1) % n] = 10 - np.asarray(correct)
+        return c.tolist()
+
+    # 1 block: the first emotion 8/10 without AL, 4/10 and 6/10 at the two gammas on every fold;
+    # 2 blocks: only without AL has runs, so it is left out
+    cells = [(1, None, [8] * n), (1, 2.5, [4] + [8] * (n - 1)), (1, 3.33, [6] + [8] * (n - 1)), (2, None, [8] * n)]
+    for depth, gamma, correct in cells:
+        for fold in range(5):
+            for seed in (0, 1):
+                rec = _record(recipe_config(recipe, gamma=gamma, fold=fold, seed=seed, n_cnn_layers=depth), 0.5)
+                rec["selections"]["swa"]["test_confusion"] = confusion(correct)
+                write_record(rec, tmp_path)
+    record_path(recipe_config(recipe, gamma=3.33, fold=4, seed=1), tmp_path).unlink()  # fold 4 seed 1: not common
+    change = recipe_recall_change(recipe, "emodb", depths=(1, 2), gammas=(2.5, 3.33), study_runs=tmp_path, seeds=(0, 1))
+    assert set(change.n_cnn_layers) == {1} and len(change) == n and (change.runs == 9).all()
+    first = change.iloc[0]
+    assert (first.without_AL_recall, first.AL_recall, first["diff"]) == pytest.approx((80, 50, -30))
+    assert (first.folds, first.fold_losses, first.permutation_p) == (5, 5, pytest.approx(0.0625))
+    assert (change["diff"].iloc[1:] == 0).all() and (change.permutation_p.iloc[1:] == 1).all()
+
+
 def test_recipe_tables_are_written_from_the_records_with_offline_kept_apart(tmp_path):
     from sierlib.recipe import recipe_config
     from sierlib.results import recipe_tables, write_recipe_tables
