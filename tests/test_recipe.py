@@ -278,24 +278,26 @@ def test_recipe_curves_are_one_row_per_run_and_epoch_in_percent(tmp_path):
     assert curves[curves.gamma == "without AL"].train_speaker_accuracy.isna().all()
 
 
+def _confusion(correct, n=len(corpus_info("emodb").emotions)):
+    """A test confusion matrix with 10 utterances per emotion, ``correct`` of them right (one
+    number for every emotion, or one per emotion) and the rest taken for the next emotion."""
+    c = np.zeros((n, n), int)
+    np.fill_diagonal(c, correct)
+    c[np.arange(n), (np.arange(n) + 1) % n] = 10 - np.asarray(correct)
+    return c.tolist()
+
+
 def test_recall_by_emotion_compares_the_runs_every_gamma_has(tmp_path):
     from sierlib.recipe import recipe_config
     from sierlib.results import recipe_recall_by_emotion
 
     recipe = {"lengths": "masked", "selection": "swa"}
     n = len(corpus_info("emodb").emotions)
-
-    def confusion(correct):  # 10 test utterances per emotion, `correct` of them right
-        c = np.zeros((n, n), int)
-        np.fill_diagonal(c, correct)
-        c[np.arange(n), (np.arange(n) + 1) % n] = 10 - np.asarray(correct)  # the rest taken for the next emotion
-        return c.tolist()
-
     for gamma, folds, correct in ((None, (0, 1, 2), 8), (2.5, (0, 1), [5] + [8] * (n - 1))):
         for fold in folds:
             rec = _record(recipe_config(recipe, gamma=gamma, fold=fold, seed=0), 0.5)
-            rec["selections"]["swa"]["test_confusion"] = confusion(correct)
-            rec["selections"]["best_val"]["test_confusion"] = confusion(0)  # not the recipe's selection
+            rec["selections"]["swa"]["test_confusion"] = _confusion(correct)
+            rec["selections"]["best_val"]["test_confusion"] = _confusion(0)  # not the recipe's selection
             write_record(rec, tmp_path)
     recall = recipe_recall_by_emotion(recipe, "emodb", gammas=(None, 2.5, 3.33), study_runs=tmp_path, seeds=(0,))
     assert list(recall.columns) == ["without AL", "2.5", "n_test"]  # 3.33 has no run and is left out
@@ -312,13 +314,6 @@ def test_recall_change_is_paired_over_folds_per_depth(tmp_path):
 
     recipe = {"lengths": "masked", "selection": "swa"}
     n = len(corpus_info("emodb").emotions)
-
-    def confusion(correct):  # 10 test utterances per emotion, `correct` of them right
-        c = np.zeros((n, n), int)
-        np.fill_diagonal(c, correct)
-        c[np.arange(n), (np.arange(n) + 1) % n] = 10 - np.asarray(correct)
-        return c.tolist()
-
     # 1 block: the first emotion 8/10 without AL, 4/10 and 6/10 at the two gammas on every fold;
     # 2 blocks: only without AL has runs, so it is left out
     cells = [(1, None, [8] * n), (1, 2.5, [4] + [8] * (n - 1)), (1, 3.33, [6] + [8] * (n - 1)), (2, None, [8] * n)]
@@ -326,7 +321,7 @@ def test_recall_change_is_paired_over_folds_per_depth(tmp_path):
         for fold in range(5):
             for seed in (0, 1):
                 rec = _record(recipe_config(recipe, gamma=gamma, fold=fold, seed=seed, n_cnn_layers=depth), 0.5)
-                rec["selections"]["swa"]["test_confusion"] = confusion(correct)
+                rec["selections"]["swa"]["test_confusion"] = _confusion(correct)
                 write_record(rec, tmp_path)
     record_path(recipe_config(recipe, gamma=3.33, fold=4, seed=1), tmp_path).unlink()  # fold 4 seed 1: not common
     change = recipe_recall_change(recipe, "emodb", depths=(1, 2), gammas=(2.5, 3.33), study_runs=tmp_path, seeds=(0, 1))
