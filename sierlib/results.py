@@ -613,7 +613,9 @@ def recipe_tables(recipe: dict, study_runs=None, reference_runs=None) -> pd.Data
     parts = [part for part in parts if len(part)]
     if not parts:
         return pd.DataFrame()
-    table = pd.concat(parts, ignore_index=True).round(3)
+    table = pd.concat(parts, ignore_index=True)
+    # 4 decimals for p: over 12 folds the exact sign-flip p can be 2 / 2**12 = 0.0005, not 0
+    table = table.round(3).assign(permutation_p=table.permutation_p.round(4))
     return table.astype({c: "Int64" for c in ("paired_runs", "folds_paired", "fold_wins", "fold_losses")})
 
 

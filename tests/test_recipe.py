@@ -357,11 +357,12 @@ def test_recipe_tables_are_written_from_the_records_with_offline_kept_apart(tmp_
     assert list(table.gamma) == ["without AL", "2.5"] and list(table.recipe_runs) == [5, 5]
     assert table.recipe_acc.tolist() == ["60.0 ± 0.0", "50.0 ± 0.0"]  # the offline runs are not in the tables
     assert table.loc[1, "vs_without_AL_diff"] == -10.0 and table.loc[1, "fold_losses"] == 5
+    assert table.loc[1, "permutation_p"] == 0.0625  # 4 decimals: over 12 folds p can be 0.0005
     md = path.with_suffix(".md").read_text()
     assert "## Emo-DB" in md and "## RAVDESS" not in md and '`{"lengths": "masked", "selection": "swa"}`' in md
     main, offline = md.split("## Offline")
     assert "90.0 ± 0.0" not in main and "| emodb | 2dcnn_bigru | 1 | without AL | 5 | 90.0 ± 0.0 |" in offline
-    assert "| 2dcnn_bigru | 1 | 2.5 | 2.5 | 60.0 | 50.0 ± 0.0 | 60.0 | 60.0 ± 0.0 | 5 | -10.0 | 0.062 |" in main
+    assert "| 2dcnn_bigru | 1 | 2.5 | 2.5 | 60.0 | 50.0 ± 0.0 | 60.0 | 60.0 ± 0.0 | 5 | -10.0 | 0.0625 |" in main
 
 
 def test_recipe_commands_keep_your_runs_apart_from_the_committed_study(tmp_path, monkeypatch, capsys):
