@@ -515,6 +515,17 @@ def recipe_curves(recipe: dict, corpus: str = "emodb", gammas=(None,), n_cnn_lay
                                        "train_speaker_accuracy"])
 
 
+def _runs_in_common(cells) -> list:
+    """The (fold, seed) keys that every cell's records (:func:`recipe_records`) have, sorted."""
+    cells = [set(records) for records in cells]
+    return sorted(set.intersection(*cells)) if cells else []
+
+
+def _summed_test_confusion(records: dict, keys, selection: str) -> np.ndarray:
+    """The test confusion matrices of the runs ``keys`` of one cell, read with ``selection``, summed."""
+    return np.sum([records[key]["selections"][selection]["test_confusion"] for key in keys], axis=0)
+
+
 def recipe_recall_by_emotion(recipe: dict, corpus: str = "emodb", gammas=(None,), n_cnn_layers: int = 1,
                              encoder: str = "2dcnn_bigru", study_runs=None, seeds=(0, 1, 2)) -> pd.DataFrame:
     """Where AL gains or loses, emotion by emotion: each emotion's recall (%) in the test
@@ -527,12 +538,12 @@ def recipe_recall_by_emotion(recipe: dict, corpus: str = "emodb", gammas=(None,)
     selection = recipe.get("selection", "best_val")
     cells = {gamma_label(g): recipe_records(recipe, corpus, encoder, n_cnn_layers, g, study_runs, seeds) for g in gammas}
     cells = {label: records for label, records in cells.items() if records}
-    common = sorted(set.intersection(*(set(records) for records in cells.values()))) if cells else []
+    common = _runs_in_common(cells.values())
     if len(cells) < 2 or not common:
         return pd.DataFrame()
     table = pd.DataFrame(index=pd.Index(corpus_info(corpus).emotions, name="emotion"))
     for label, records in cells.items():
-        confusion = np.sum([records[key]["selections"][selection]["test_confusion"] for key in common], axis=0)
+        confusion = _summed_test_confusion(records, common, selection)
         table[label] = 100 * np.diag(confusion) / confusion.sum(axis=1)
     table["n_test"] = confusion.sum(axis=1)  # the same for every gamma: the same runs, the same test speakers
     table.attrs["runs"] = len(common)
@@ -552,14 +563,13 @@ def recipe_recall_change(recipe: dict, corpus: str = "emodb", depths=(1, 2, 3, 4
     rows = []
     for depth in depths:
         cells = [recipe_records(recipe, corpus, encoder, depth, g, study_runs, seeds) for g in (None, *gammas)]
-        common = sorted(set.intersection(*(set(records) for records in cells)))
+        common = _runs_in_common(cells)
         if not common:
             continue
         folds = sorted({fold for fold, _ in common})
 
         def recall(records, fold):  # per emotion, over the fold's seeds; NaN where the fold has no such utterance
-            confusion = np.sum([records[key]["selections"][selection]["test_confusion"]
-                                for key in common if key[0] == fold], axis=0)
+            confusion = _summed_test_confusion(records, [key for key in common if key[0] == fold], selection)
             with np.errstate(invalid="ignore", divide="ignore"):
                 return 100 * np.diag(confusion) / confusion.sum(axis=1)
 
@@ -598,6 +608,10 @@ def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
                      "permutation_p": chosen.permutation_p})
     return pd.DataFrame(rows)
 
+
+# How the "gamma chosen on validation" table is shown, in results/recipe_tables.md and in 07. p to 4
+# decimals: over 12 folds the exact sign-flip p can be 2 / 2**12 = 0.0005, not 0.
+CHOSEN_ROUNDING = {"val_chosen": 1, "without_AL_val": 1, "vs_without_AL_diff": 1, "permutation_p": 4}
 
 RECIPE_TABLES = RESULTS / "recipe_tables.csv"  # and recipe_tables.md beside it (`sier recipe decide --reference`)
 RECIPE_TABLE_COLUMNS = ["encoder", "n_cnn_layers", "gamma", "paper_acc", "literal_runs", "literal_acc", "literal_uar",
@@ -652,7 +666,7 @@ def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path
         if len(chosen):
             md += ("\nγ chosen on the validation speakers (highest mean validation accuracy, %) against the "
                    "recipe without AL:\n\n"
-                   + markdown_table(chosen.round({"val_chosen": 1, "without_AL_val": 1, "vs_without_AL_diff": 1})))
+                   + markdown_table(chosen.round(CHOSEN_ROUNDING)))
     if offline:
         offline = pd.concat(offline, ignore_index=True).round(3)
         md += ("\n## Offline (kept apart: each speaker, test speakers included, standardised with its own "
