@@ -34,7 +34,7 @@ browser-deps:
 
 # The main job: the paper's headline experiment on Emo-DB (Table 1 best setting vs without AL).
 run: setup
-	$(PY) -m sierlib.cli reproduce
+	$(VENV)/bin/sier reproduce
 
 # Unit tests, real-corpus tests (when SIER_DATA holds the corpora) and the notebooks under nbval:
 # exactly `pytest --nbval` at the root (nbval's options are in pyproject.toml).
@@ -53,18 +53,18 @@ test-notebooks: setup
 	$(PY) -m pytest -q --nbval notebooks
 
 tables: setup
-	$(PY) -m sierlib.cli tables
+	$(VENV)/bin/sier tables
 
 summary: setup
-	$(PY) -m sierlib.cli summary
+	$(VENV)/bin/sier summary
 
 benchmark: setup
-	$(PY) -m sierlib.benchmarks features
-	$(PY) -m sierlib.benchmarks train
-	$(PY) -m sierlib.benchmarks encoders
-	$(PY) -m sierlib.benchmarks sweep
-	$(PY) -m sierlib.benchmarks lengths
-	$(PY) -m sierlib.benchmarks cluster
+	$(VENV)/bin/sier benchmark features
+	$(VENV)/bin/sier benchmark train
+	$(VENV)/bin/sier benchmark encoders
+	$(VENV)/bin/sier benchmark sweep
+	$(VENV)/bin/sier benchmark lengths
+	$(VENV)/bin/sier benchmark cluster
 
 clean-cache:
 	rm -rf cache

@@ -1,9 +1,18 @@
 """sierlib: speaker-invariant speech emotion recognition with adversarial learning.
 
-A thin library behind the notebooks: corpora (``load_metadata``), features
-(``extract_features``), folds (``make_folds``), the network (``model``) and training (``train``).
+A thin library behind the notebooks. Its modules stand in layers, each importing only from the
+layers below it (``tests/test_layers.py`` keeps it so; the README's "Architecture" draws it):
+
+1. ground: ``paths`` (folders, atomic writes), ``paper`` (the paper's numbers), ``registry``
+   (corpora, encoders, feature parameters as plain data)
+2. configuration: ``config`` (``RunConfig``, ``RunOptions``)
+3. data: ``audio``, ``download``, ``folds``, ``manifest``, ``corpora``, ``synthetic``,
+   ``features``, ``feature_stats``, ``dataset``
+4. network: ``layers``, ``encoders``, ``model``, ``batching``, ``train``
+5. one run: ``records``, ``predict`` (saved networks: predict, embed), ``experiments``
+6. analysis: ``stats``, ``classical``, ``tables``, ``recipe``, ``recipe_tables``, ``probe``, ``plots``,
+   ``report``
+7. launching: ``sweep``, ``workers``, ``cluster``, ``headline``, ``benchmarks``
+8. the command line: ``cli`` (``sier``)
 """
 __version__ = "0.1.0"
-
-from .corpora import CorpusError, load_metadata, data_root  # noqa: F401
-from .folds import make_folds, split_metadata, fold_speakers  # noqa: F401

@@ -1,4 +1,4 @@
-"""Speed benchmarks that print their figures: ``python -m sierlib.benchmarks WHAT``, WHAT one of:
+"""Speed benchmarks that print their figures: ``sier benchmark WHAT``, WHAT one of:
 
 features: extracting MFCCs for each whole corpus from a cold cache with the parallel path
     (joblib, all cores) and with a single-process loop, and loading from a warm cache; medians
@@ -22,13 +22,25 @@ cluster: runs per hour of the same small sweep (synthetic corpus, 8 runs, tiny n
 """
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 
 import torch
+
+from .batching import batches, bucket_batches, frames_computed
+from .cluster import run_on_dask
+from .config import RunConfig, RunOptions
+from .corpora import load_metadata
+from .dataset import fold_data, load_corpus_features
+from .experiments import run
+from .features import extract_features
+from .folds import make_folds
+from .model import adversarial_weight
+from .sweep import plan_sweep, run_sweep
+from .synthetic import make_synthetic_corpus
+from .train import build_model, seed_everything, train_epoch
 
 
 def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
@@ -41,8 +53,6 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
 
 
 def bench_features(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
-    from .corpora import load_metadata
-    from .features import extract_features
 
 
     print(f"feature extraction, {os.cpu_count()} cores, medians of {repeats} runs")
@@ -61,10 +71,6 @@ def bench_features(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=Non
 def _epoch_timer(config, meta, feats, device):
     """A function that trains one epoch of ``config``'s network on its fold with the training
     loop's own :func:`sierlib.train.train_epoch` (lambda fixed mid-schedule), and the fold."""
-    from .folds import fold_data
-    from .model import adversarial_weight
-    from .train import build_model, seed_everything, train_epoch
-
     data = fold_data(meta, feats, config.fold)
     seed_everything(config.seed)
     model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(device)
@@ -81,9 +87,6 @@ def _epoch_timer(config, meta, feats, device):
 
 
 def bench_train(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
-    from .config import RunConfig
-    from .experiments import load_corpus_features
-
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     base = RunConfig()
     print(f"one training epoch, fold 0, default network (depth {base.n_cnn_layers}, kernel {base.kernel_size}, "
@@ -106,9 +109,6 @@ def bench_train(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) 
 
 def bench_encoders(corpora=("emodb",), repeats: int = 3, data_root=None,
                    encoders=("2dcnn_bigru", "tdnn_bilstm", "1dcnn_gru")) -> None:
-    from .config import RunConfig
-    from .experiments import load_corpus_features
-
     print(f"one training epoch with AL, fold 0, CPU, batch {RunConfig().batch_size}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads, encoders in turn, medians of {repeats} epochs")
     cpu = torch.device("cpu")
@@ -139,8 +139,6 @@ def bench_sweep(corpora=("emodb",), repeats: int = 4, data_root=None, epochs: in
     """Sweep throughput through papermill with 1 and 2 workers, measured in the same run: the
     same ``repeats`` short runs (``epochs`` epochs each, default network) into a temporary folder,
     so kernel start-up and feature loading count as they do in a real sweep."""
-    from .sweep import plan_sweep, run_sweep
-
     corpus = corpora[0]
     plan = plan_sweep(corpus, folds=list(range(repeats)), gammas=[2.5], depths=[1], epochs=epochs)
     print(f"sweep throughput: {len(plan)} runs of {epochs} epochs on {corpus}, default network, papermill")
@@ -158,9 +156,6 @@ def bench_sweep(corpora=("emodb",), repeats: int = 4, data_root=None, epochs: in
 
 
 def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: int = 30, threads: int = 1) -> None:
-    from .config import RunConfig, RunOptions
-    from .experiments import load_corpus_features, run
-
     corpus = corpora[0]
     base = RunConfig(corpus=corpus, epochs=epochs)
     meta, feats = load_corpus_features(base, data_root, progress=False)
@@ -184,9 +179,6 @@ def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: 
     print(f"  masked / padded runs per hour: {rate['masked'] / rate['padded']:.2f}x by wall time, "
           f"{cpu_ratio:.2f}x by CPU time")
     # the arithmetic ceiling: frames computed per training epoch, padded against bucketed batches
-    from .batching import batches, bucket_batches, frames_computed
-    from .folds import fold_data, make_folds
-
     lengths = fold_data(meta, feats, base.fold, make_folds(meta), masked=True)["train"]["lengths"]
     gen = torch.Generator().manual_seed(base.seed)
     width = int(feats.X.shape[-1])
@@ -197,20 +189,43 @@ def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: 
           f"wall-time ratio is {rate['masked'] / rate['padded'] / (padded / bucketed):.0%} of it")
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["features", "train", "encoders", "sweep", "lengths", "cluster"])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
-    ap.add_argument("--data-root", default=None)
-    ap.add_argument("--epochs", type=int, default=None, help="lengths: epochs per run (default 30)")
-    args = ap.parse_args(argv)
-    if args.what == "cluster":  # its own synthetic corpus: --corpora and --data-root do not apply
-        return bench_cluster(args.repeats)
-    {"features": bench_features, "train": bench_train, "encoders": bench_encoders, "sweep": bench_sweep,
-     "lengths": bench_lengths}[args.what](
-        args.corpora, args.repeats, args.data_root, **({"epochs": args.epochs} if args.epochs else {}))
+def bench_cluster(repeats: int = 3, workers: int = 2) -> None:
+    """The papermill sweep with ``workers`` threads (:func:`sierlib.sweep.run_sweep`) and on a
+    Dask LocalCluster of ``workers`` processes (:func:`sierlib.cluster.run_on_dask`, cluster
+    start and shutdown included), the same 8 short runs each time into a new folder. The runs are
+    tiny (synthetic corpus, 1 epoch, 8 filters) so that what the Dask path adds per run and per
+    sweep is as visible as it can be; the two take turns, so a change in machine load hits both."""
+    tiny = dict(n_filters=8, gru_hidden=8, fc_hidden=8, epochs=1, batch_size=8)
+    plan = plan_sweep("synthetic", folds=[0, 1], gammas=[None, 2.5], depths=[1], seeds=[0, 1], **tiny)
+    cache = os.environ.get("SIER_CACHE")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_synthetic_corpus(f"{tmp}/data", n_speakers=6, n_per_emotion=3, seed=0).parent
+        os.environ["SIER_CACHE"] = f"{tmp}/cache"  # the kernels and the Dask workers inherit it
+        try:
+            extract_features(load_metadata("synthetic", root), n_jobs=1, progress=False)  # both read a warm cache
+            paths = {"thread pool": lambda out, nbs: run_sweep(plan, workers=workers, out_dir=out, notebook_dir=nbs,
+                                                                 data_root=root, device="cpu", progress=False),
+                     "Dask LocalCluster": lambda out, nbs: run_on_dask(plan, cluster=f"local:{workers}", out_dir=out,
+                                                                       notebook_dir=nbs, data_root=root, device="cpu",
+                                                                       progress=False)}
+            print(f"sweep throughput, thread pool against Dask: {len(plan)} runs on the synthetic corpus (1 epoch, "
+                  f"tiny network), {workers} workers, {os.cpu_count()} cores, medians of {repeats} sweeps")
+            times = {label: [] for label in paths}
+            for i in range(repeats):
+                for label, sweep in paths.items():
+                    t = time.perf_counter()
+                    report = sweep(f"{tmp}/{i}-{label}/runs", f"{tmp}/{i}-{label}/nbs")
+                    times[label].append(time.perf_counter() - t)
+                    if report.failed or len(report.finished) != len(plan):
+                        raise RuntimeError(f"{label}: {report}")
+        finally:
+            if cache is None:
+                os.environ.pop("SIER_CACHE")
+            else:
+                os.environ["SIER_CACHE"] = cache
+    rates = {label: 3600 * len(plan) / statistics.median(ts) for label, ts in times.items()}
+    for label, ts in times.items():
+        print(f"  {label:18s} {statistics.median(ts):6.1f} s per sweep, {rates[label]:6.1f} runs/hour "
+              f"(sweeps: {', '.join(f'{t:.1f}' for t in ts)} s)")
+    print(f"  Dask / thread pool runs per hour: {rates['Dask LocalCluster'] / rates['thread pool']:.2f}x")
 
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,7 @@ end to end. It runs on exactly the speaker-independent folds of :mod:`sierlib.fo
 of the neural runs), so its numbers sit beside Table 1 fold for fold.
 
 Features (:func:`opensmile_functionals`)
-    Each recording is read with :func:`sierlib.corpora.read_audio` as mono float32 at 16 kHz
+    Each recording is read with :func:`sierlib.audio.read_audio` as mono float32 at 16 kHz
     (stereo RAVDESS files are averaged; RAVDESS's 48 kHz is resampled with soxr) and passed
     **whole** to ``opensmile.Smile(feature_set, FeatureLevel.Functionals).process_signal``.
     Unlike the MFCC pipeline of :mod:`sierlib.features` there is no high-pass filter, no
@@ -37,11 +37,13 @@ Records
     ``"finished"``. :func:`run_classical_all` runs every fold and skips finished records;
     :func:`classical_table` summarises them (mean ± std over folds). Command line::
 
-        python -m sierlib.classical --corpus emodb ravdess --feature-sets eGeMAPSv02 ComParE_2016
+        sier classical --corpus emodb ravdess --feature-sets eGeMAPSv02 ComParE_2016
+
+This module is longer than the others (about 480 lines): openSMILE extraction, its cache and the
+SVM runs over folds are one pipeline, kept together.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import json
@@ -52,9 +54,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 from tqdm.auto import tqdm
 
-from .corpora import PRETTY, REPO_ROOT, check_corpus_name, load_metadata, read_audio
+from .audio import read_audio
+from .corpora import load_metadata
+from .folds import fold_speakers, make_folds, n_folds, split_metadata
+from .paths import CLASSICAL_RUNS, atomic_write, cache_dir, write_json_atomic
+from .records import git_commit, library_versions, read_record
+from .registry import CORPORA, PRETTY, check_corpus_name
+from .stats import fmt, summarise
+from .train import emotion_metrics
 
 SR = 16000  # openSMILE's feature sets are designed for (and usually run at) 16 kHz
 FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")  # the two run by default
@@ -63,12 +74,12 @@ FEATURE_SETS = ("eGeMAPSv02", "ComParE_2016")  # the two run by default
 C_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100)
 KERNELS = ("linear", "rbf", "poly", "sigmoid")
 CLASSICAL_VERSION = 1  # bump when extraction changes in a way the cache key does not capture
-DEFAULT_OUT = REPO_ROOT / "results" / "classical"
+DEFAULT_OUT = CLASSICAL_RUNS
 
 
 def _opensmile():
     try:
-        import opensmile
+        import opensmile  # imported when extracting only: it loads a native library
     except ImportError as exc:  # pragma: no cover - opensmile is a declared dependency
         raise ImportError("the classical baseline needs the opensmile package: "
                           "pip install opensmile") from exc
@@ -129,9 +140,9 @@ def opensmile_functionals(meta: pd.DataFrame, feature_set: str = "eGeMAPSv02",
                           progress: bool = True, use_cache: bool = True) -> pd.DataFrame:
     """openSMILE functionals of every recording of one corpus, cached on disk.
 
-    Each file is read with :func:`sierlib.corpora.read_audio` (``.wav`` or ``.flac``, stereo
+    Each file is read with :func:`sierlib.audio.read_audio` (``.wav`` or ``.flac``, stereo
     averaged to mono, resampled to 16 kHz; a missing or damaged file raises
-    :class:`~sierlib.corpora.CorpusError` naming it) and the **whole recording** -- no
+    :class:`~sierlib.audio.CorpusError` naming it) and the **whole recording** -- no
     filtering, no silence trimming -- goes to openSMILE, the standard way these baselines are
     run.
 
@@ -166,7 +177,6 @@ def opensmile_functionals(meta: pd.DataFrame, feature_set: str = "eGeMAPSv02",
         raise ValueError("opensmile_functionals takes the metadata of one corpus (non-empty)")
     if meta["utterance"].duplicated().any():
         raise ValueError("meta holds duplicate utterance ids")
-    from .features import cache_dir
 
     corpus = str(meta["corpus"].iloc[0])
     columns = feature_names(feature_set)
@@ -189,7 +199,6 @@ def opensmile_functionals(meta: pd.DataFrame, feature_set: str = "eGeMAPSv02",
                            f"expected {len(columns)}")
     utterances = meta["utterance"].astype(str).tolist()
     if use_cache:
-        from .records import atomic_write
 
         with atomic_write(path, "wb") as f:
             np.savez(f, X=X, utterances=np.array(utterances, dtype=str), columns=np.array(columns, dtype=str))
@@ -215,7 +224,6 @@ def _check_grid(C_grid) -> list[float]:
 
 
 def _versions() -> dict:
-    from .records import library_versions
 
     return {**library_versions(), "opensmile": _opensmile().__version__}
 
@@ -264,13 +272,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
         ``versions``, ``git_commit``, ``status="finished"`` (and ``path`` when saved).
     """
     # imported here, not at module level: the extraction workers then need not import sklearn
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
-    from .folds import fold_speakers, make_folds, split_metadata
-    from .corpora import corpus_info
-    from .records import git_commit, write_json_atomic
-    from .train import emotion_metrics
 
     t0 = time.time()
     corpus = check_corpus_name(corpus)
@@ -292,7 +294,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
     missing = set(meta["utterance"]) - set(feats.index)
     if missing:
         raise KeyError(f"feats lack {len(missing)} utterances of meta, e.g. {sorted(missing)[:3]}")
-    emotions = list(corpus_info(corpus).emotions)
+    emotions = list(CORPORA[corpus].emotions)
     emo_index = {e: i for i, e in enumerate(emotions)}
     unknown = set(meta["emotion"]) - set(emo_index)
     if unknown:
@@ -359,7 +361,6 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
 
 
 def _read_finished(path: Path) -> dict | None:
-    from .records import read_record
 
     return read_record(path)
 
@@ -403,7 +404,6 @@ def run_classical_all(corpus: str, feature_sets=FEATURE_SETS, folds=None, C_grid
         One row per run: corpus, feature_set, fold, kernel, C, val_accuracy, test_accuracy,
         test_uar, test_macro_f1, n_features, wall_time_s, path.
     """
-    from .folds import make_folds, n_folds
 
     corpus = check_corpus_name(corpus)
     feature_sets = [check_feature_set(fs) for fs in ([feature_sets] if isinstance(feature_sets, str)
@@ -473,65 +473,8 @@ def classical_table(folder: str | os.PathLike | None = None) -> pd.DataFrame:
             "accuracy", "UAR"]
     if runs.empty:
         return pd.DataFrame(columns=cols)
-    from .results import fmt, summarise
 
     table = summarise(runs, ["corpus", "feature_set", "kernel"])
     table["accuracy"] = [fmt(m, s) for m, s in zip(table.acc_mean, table.acc_std)]
     table["UAR"] = [fmt(m, s) for m, s in zip(table.uar_mean, table.uar_std)]
     return table[cols]
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m sierlib.classical",
-        description="openSMILE functionals + SVM baseline on the speaker-independent folds; runs "
-                    "every fold (finished records are reused) and prints mean ± std over folds.")
-    parser.add_argument("--corpus", nargs="+", default=["emodb", "ravdess"], choices=["emodb", "ravdess", "synthetic"])
-    parser.add_argument("--feature-sets", nargs="+", default=list(FEATURE_SETS),
-                        help="openSMILE feature sets, run in this order for every corpus "
-                             "(default: eGeMAPSv02 ComParE_2016)")
-    parser.add_argument("--folds", nargs="+", type=int, default=None, help="default: all folds")
-    parser.add_argument("--C-grid", nargs="+", type=float, default=list(C_GRID))
-    parser.add_argument("--kernel", default="linear", choices=KERNELS)
-    parser.add_argument("--data-root", default=None, help="folder holding the corpora (default SIER_DATA)")
-    parser.add_argument("--cache", default=None, help="feature cache (default SIER_CACHE or cache/)")
-    parser.add_argument("--out-dir", default=None, help="records folder (default results/classical)")
-    parser.add_argument("--n-jobs", type=int, default=-1)
-    parser.add_argument("--table-only", action="store_true", help="print the table of finished records")
-    args = parser.parse_args(argv)
-    for fs in args.feature_sets:
-        try:
-            check_feature_set(fs)
-        except ValueError as exc:
-            parser.error(str(exc))
-    if not args.table_only:
-        metas = {}
-        for fs in args.feature_sets:  # feature set outer: the cheap set finishes for every corpus first
-            for corpus in args.corpus:
-                if corpus not in metas:
-                    metas[corpus] = load_metadata(corpus, args.data_root)
-                timings: dict = {}
-                t0 = time.perf_counter()
-                runs = run_classical_all(corpus, [fs], folds=args.folds, C_grid=args.C_grid,
-                                         kernel=args.kernel, meta=metas[corpus], cache=args.cache,
-                                         out_dir=args.out_dir, n_jobs=args.n_jobs, timings=timings)
-                t = timings.get((corpus, fs))
-                extraction = ("all folds already finished" if t is None else
-                              "features from cache" if t["from_cache"] else
-                              f"extraction {t['extraction_s']:.1f} s for {t['n_files']} files")
-                print(f"{PRETTY[corpus]} {fs}: {len(runs)} folds, accuracy "
-                      f"{100 * runs.test_accuracy.mean():.1f} %, UAR {100 * runs.test_uar.mean():.1f} % "
-                      f"({extraction}; {time.perf_counter() - t0:.1f} s in all)", flush=True)
-    table = classical_table(args.out_dir)
-    pd.set_option("display.width", 200)
-    print("\nopenSMILE functionals + SVM, test speakers (mean ± std over folds, %):")
-    print(table[["corpus", "feature_set", "kernel", "folds", "accuracy", "UAR"]].to_string(index=False))
-
-
-if __name__ == "__main__":
-    # Run main from the importable module, not from __main__: the joblib workers unpickle the
-    # extraction function by reference to sierlib.classical (functions of __main__ would be
-    # pickled by value and lose the module globals they use).
-    from sierlib.classical import main as _main
-
-    _main()

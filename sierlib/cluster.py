@@ -40,8 +40,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import RunConfig, RunOptions
-from .corpora import corpus_name
-from .records import atomic_write, read_record, record_path, runs_dir, write_record
+from .paths import atomic_write
+from .records import read_record, record_path, runs_dir, write_record
+from .registry import corpus_name
+from .sweep import NOTEBOOK_DIR, SweepReport, execute_notebook, unfinished
 
 CONNECT_TIMEOUT_S = 10
 
@@ -59,7 +61,7 @@ def parse_cluster(text: str) -> int:
     return int(m.group(1))
 
 
-def _cluster_arg(text: str) -> str:
+def cluster_argument(text: str) -> str:
     try:
         parse_cluster(text)
     except ValueError as exc:
@@ -81,7 +83,7 @@ def _check_where(cluster, scheduler, retries) -> int | None:
 
 def _distributed():
     try:
-        import distributed
+        import distributed  # optional: the cluster extra
     except ImportError:
         raise ClusterError("--cluster and --scheduler need Dask: pip install -e \".[cluster]\" "
                            "(or pip install \"dask[distributed]\")") from None
@@ -140,10 +142,8 @@ def run_task(config: RunConfig, options: RunOptions, timeout: int | None = None)
     # ast.literal_eval. Inside papermill's run on a Dask worker, CPython 3.11.7 once failed there
     # with "AST constructor recursion depth mismatch" (a CPython bug, cf. gh-106905), failing the
     # run; importing it here, before the run, is a mitigation, not a proven fix
-    import jsonschema  # noqa: F401
-    from distributed import get_worker
-
-    from .sweep import _execute
+    import jsonschema  # noqa: F401 -- see the comment above
+    from distributed import get_worker  # optional: the cluster extra
 
     with tempfile.TemporaryDirectory(prefix="sier-run-", dir=get_worker().local_directory) as tmp:
         # reuse_record off: the folder is new, and a reference record shown instead of training
@@ -151,7 +151,7 @@ def run_task(config: RunConfig, options: RunOptions, timeout: int | None = None)
         local = dataclasses.replace(options, out_dir=str(Path(tmp) / "runs"), reuse_record=False)
         error = None
         try:
-            _execute(config, local, Path(tmp), timeout)
+            execute_notebook(config, local, Path(tmp), timeout)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
         notebook = Path(tmp) / f"{config.name}.ipynb"
@@ -208,8 +208,6 @@ def run_on_dask(plan: list[RunConfig], *, cluster: str | None = None, scheduler:
     -------
     SweepReport
     """
-    from .sweep import NOTEBOOK_DIR, SweepReport, unfinished
-
     if client is None:
         n_local = _check_where(cluster, scheduler, retries)
     elif cluster is not None or scheduler is not None or retries is not None:
@@ -238,7 +236,7 @@ def run_on_dask(plan: list[RunConfig], *, cluster: str | None = None, scheduler:
     t0 = time.time()
     with (dask_client(cluster=cluster, scheduler=scheduler, retries=retries) if client is None
           else contextlib.nullcontext(client)) as client:
-        from distributed import as_completed
+        from distributed import as_completed  # optional: the cluster extra
 
         if resources:
             _check_gpu_workers(client, gpus_per_run, where)
@@ -267,19 +265,3 @@ def run_on_dask(plan: list[RunConfig], *, cluster: str | None = None, scheduler:
                 bar.set_postfix(failed=len(report.failed))
     report.wall_time_s = time.time() - t0
     return report
-
-
-def add_arguments(ap: argparse.ArgumentParser) -> None:
-    """``sier sweep``'s Dask options."""
-    group = ap.add_argument_group("on a Dask cluster (pip install -e \".[cluster]\"; see the README)")
-    where = group.add_mutually_exclusive_group()
-    where.add_argument("--cluster", type=_cluster_arg, default=None, metavar="local:N",
-                       help="run on a new Dask LocalCluster of N single-threaded worker processes")
-    where.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
-                       help="run on the workers of a running Dask scheduler")
-    group.add_argument("--gpus-per-run", type=int, default=0, metavar="K",
-                       help="with --scheduler: each run asks for K of a worker's GPU resource "
-                            "(workers started with --resources GPU=1, one per GPU)")
-    group.add_argument("--retries", type=int, default=None, metavar="K",
-                       help="with --cluster: start a run again at most K times when its worker dies (default 3)")
-

@@ -3,6 +3,8 @@
 A run is one corpus, one fold and one setting. :class:`RunConfig` says *what* is trained (every
 field enters the run's name and record); :class:`RunOptions` says *how and where* it runs
 (device, threads, folders), which changes neither the result's meaning nor its name.
+It imports no torch and reads no corpus: what it checks against (the corpora, the encoders, the
+feature parameters) comes from :mod:`sierlib.registry`, below it.
 ``notebooks/04_train.ipynb``'s parameters cell mirrors both (a test checks names and defaults),
 the sweep sends the notebook exactly those parameters, and ``train``, ``experiments``,
 ``probe`` and ``benchmarks`` all take a :class:`RunConfig`.
@@ -27,6 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .paths import sha256_file
+from .registry import CORPORA, ENCODER_INFO, check_feature_params, corpus_name, is_manifest
 
 
 def _is_int(v) -> bool:
@@ -55,25 +60,11 @@ def _param(default, rule_and_accepts, doc: str):
     return field(default=default, metadata={"rule": rule, "accepts": accepts, "doc": doc})
 
 
-def _is_manifest(v) -> bool:
-    from .corpora import is_manifest
-
-    return is_manifest(v)
-
-
 def _corpus_rule(v) -> bool:
     """A built-in corpus's name, or the path of a manifest CSV that exists (see sierlib.manifest)."""
-    from .corpora import CORPORA
-
-    if _is_manifest(v):
+    if is_manifest(v):
         return Path(v).expanduser().is_file()
     return isinstance(v, str) and v in CORPORA
-
-
-def _encoder_names() -> tuple[str, ...]:
-    from .model import ENCODERS
-
-    return tuple(ENCODERS)
 
 
 # the 2D CNN biGRU's own sizes: other encoders have theirs (recorded as ``encoder_sizes``)
@@ -95,7 +86,7 @@ class RunConfig:
     gamma: float | None = _param(3.33, (lambda v: v is None or (_is_num(v) and math.isfinite(v) and v > 0),
                                         "a positive number, or None for the network without AL"),
                                  "annealing of the adversarial weight (None: without AL)")
-    encoder: str = _param("2dcnn_bigru", (lambda v: v in _encoder_names(), "one of the encoders"),
+    encoder: str = _param("2dcnn_bigru", (lambda v: v in ENCODER_INFO, "one of " + ", ".join(map(repr, ENCODER_INFO))),
                           "2dcnn_bigru (the paper's), tdnn_bilstm or 1dcnn_gru (Table 2's earlier encoders)")
     n_cnn_layers: int = _param(1, _int_in(1, 4), "CNN blocks of the 2D CNN biGRU")
     kernel_size: int = _param(5, _int_in(1, 11), "convolution kernel (paper grid: 5 or 2)")
@@ -155,25 +146,25 @@ class RunConfig:
             value = getattr(self, f.name)
             if not f.metadata["rule"](value):
                 accepts = f.metadata["accepts"]
-                if f.name == "encoder":
-                    accepts = "one of " + ", ".join(map(repr, _encoder_names()))
-                if f.name == "corpus" and _is_manifest(value):
+                if f.name == "corpus" and is_manifest(value):
                     raise ValueError(f"corpus: the manifest {str(value)!r} does not exist (looked for "
                                      f"{Path(value).expanduser().resolve()}; a relative path is taken from the "
                                      f"current folder). Give the path of an existing manifest CSV.")
                 raise ValueError(f"{f.name} must be {accepts}; got {value!r}")
+            if f.name == "corpus" and is_manifest(value) and corpus_name(value) in CORPORA:
+                # checked by name here, as reading the manifest does: its runs would be named like the built-in's
+                raise ValueError(f"corpus: the manifest {str(value)!r} has the name of the built-in corpus "
+                                 f"{corpus_name(value)!r}; rename the file")
             if f.name in FLOAT_FIELDS and value is not None:
                 object.__setattr__(self, f.name, float(value))  # 1 and 1.0 are one setting, one name
             elif _is_int(value):
                 object.__setattr__(self, f.name, int(value))
-        from .corpora import corpus_info
-
-        if _is_manifest(self.corpus):
+        if is_manifest(self.corpus):
             # one absolute path: the run then finds its corpus from any folder (papermill kernels,
-            # sweep workers), and the record says exactly which file it was
+            # sweep workers), and the record says exactly which file it was. Its folds are known
+            # once it is read: a manifest's fold range is checked where the folds are made.
             object.__setattr__(self, "corpus", str(Path(self.corpus).expanduser().resolve()))
-
-        n_folds = corpus_info(self.corpus).n_folds
+        n_folds = None if is_manifest(self.corpus) else CORPORA[self.corpus].n_folds
         if n_folds is not None and self.fold >= n_folds:
             raise ValueError(f"fold must be an int in 0..{n_folds - 1} for {self.corpus}; got {self.fold!r}")
         # a knob that changes nothing in this run must stay at its default: one network, one name
@@ -199,13 +190,10 @@ class RunConfig:
 
     @property
     def feature_params(self) -> dict:
-        """The feature parameters this run reads (:func:`sierlib.features.check_feature_params`):
+        """The feature parameters this run reads (:func:`sierlib.registry.check_feature_params`):
         the kind follows the encoder; the high-pass filter and the trimming threshold are fields
         of the run; everything else is the project's default."""
-        from .features import check_feature_params
-        from .model import ENCODERS
-
-        return check_feature_params(kind=ENCODERS[self.encoder].feature_kind, highpass_hz=self.highpass_hz,
+        return check_feature_params(kind=ENCODER_INFO[self.encoder].feature_kind, highpass_hz=self.highpass_hz,
                                     top_db=self.top_db)
 
     @property
@@ -217,11 +205,8 @@ class RunConfig:
     @property
     def encoder_sizes(self) -> dict | None:
         """An earlier encoder's own (assumed) sizes, JSON-ready; None for the 2D CNN biGRU."""
-        if self.encoder == "2dcnn_bigru":
-            return None
-        from .encoders import encoder_sizes  # imports torch: only where needed (naming runs is cheap)
-
-        return encoder_sizes(self.encoder)
+        sizes = ENCODER_INFO[self.encoder].sizes
+        return None if sizes is None else json.loads(json.dumps(sizes))  # a copy: the registry stays as it is
 
     @property
     def name(self) -> str:
@@ -233,13 +218,9 @@ class RunConfig:
         not by its path: two manifests with one stem get different names, a manifest moved with
         its recordings keeps its runs' names, and an edited one gets new names (so no run of the
         old content is taken for a run of the new)."""
-        from .corpora import corpus_name, is_manifest
-
         changed = {k: v for k, v in self.to_dict().items() if v != DEFAULTS[k]}
         if is_manifest(self.corpus):
-            from .manifest import manifest_sha256
-
-            changed["corpus"] = {"manifest_sha256": manifest_sha256(self.corpus)}
+            changed["corpus"] = {"manifest_sha256": sha256_file(self.corpus)}
         if self.encoder_sizes is not None:
             changed["encoder_sizes"] = self.encoder_sizes
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]

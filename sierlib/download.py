@@ -12,7 +12,6 @@ corpus behind.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -23,7 +22,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .corpora import PRETTY, CorpusError, check_corpus_name, data_root as _data_root
+from .audio import CorpusError
+from .paths import data_root as _data_root  # the functions below take a data_root argument
+from .paths import sha256_file
+from .registry import PRETTY, check_corpus_name
 
 SOURCES = {
     "emodb": {"url": "http://emodb.bilderbar.info/download/download.zip", "archive": "emodb-download.zip",
@@ -46,14 +48,6 @@ def read_checksums(name: str) -> dict[str, str]:
             digest, rel = line.split(maxsplit=1)
             out[rel.strip().removeprefix("./")] = digest
     return out
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_files(folder: str | os.PathLike, checksums: dict[str, str], progress: bool = True,

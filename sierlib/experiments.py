@@ -1,4 +1,4 @@
-"""Runs: one configuration end to end (:func:`run`), and the headline experiment (``make run``).
+"""One run: one configuration end to end (:func:`run`).
 
 :func:`run` loads the corpus and its features, prepares the fold (standardiser fitted on the
 training speakers only), builds and fits the network (:mod:`sierlib.train`), evaluates the
@@ -12,24 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .config import RunConfig, RunOptions
-from .corpora import PRETTY, REPO_ROOT, corpus_info, corpus_name, is_manifest, load_metadata
+from .corpora import load_metadata
+from .dataset import fold_data
 from .features import Features, extract_features
-from .folds import fold_data, make_folds, write_fold_table
-from .records import (FORMAT, REFERENCE_RUNS, atomic_write, git_commit, library_versions, model_path, read_record,
-                      record_path, write_record)
+from .folds import make_folds, write_fold_table
+from .manifest import manifest_sha256
+from .paths import atomic_write
+from .predict import save_network
+from .records import REFERENCE_RUNS, git_commit, make_record, model_path, read_record, record_path, write_record
+from .registry import corpus_name, is_manifest
 from .train import (build_model, emotion_metrics, fit, part_lengths, predict, resolve_device, seed_everything,
                     speaker_accuracy)
-
-CHECKPOINTS = REPO_ROOT / "cache" / "checkpoints"  # git-ignored; the probe reads them
-
-
-def load_corpus_features(config: RunConfig, data_root=None, progress: bool = True) -> tuple[pd.DataFrame, Features]:
-    """The metadata and the features (of the kind the config's encoder reads) of its corpus."""
-    meta = load_metadata(config.corpus, data_root)
-    return meta, extract_features(meta, progress=progress, **config.feature_params)
 
 
 def finished_record(config: RunConfig, out_dir=None) -> dict | None:
@@ -50,7 +45,7 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
     ``options.out_dir`` (default ``results/local/runs``); with ``options.save_model`` the
     selected network goes beside it, ready for ``sier predict`` (:func:`sierlib.predict.save_network`);
     with ``checkpoint_dir`` the selected weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
-    A manifest corpus's fold table is written to ``results/folds/<stem>.csv``.
+    A manifest corpus's fold table is written to ``results/local/folds/<stem>.csv``.
     """
     if options.save_model and config.normalisation != "train_speakers":
         raise ValueError(f"save_model: a network trained with normalisation={config.normalisation!r} needs each "
@@ -82,7 +77,7 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(dev)
         result = fit(model, data, config, dev, progress=progress, desc=config.name)
-        tr, va, te = data["train"], data["val"], data["test"]
+        tr, te = data["train"], data["test"]
         speaker_acc_final = speaker_accuracy(model, tr, dev, part_lengths(tr, config))
         # every selection method is evaluated once on the test speakers and recorded, so one run
         # serves all of them; the config's selection gives the run's headline numbers
@@ -93,34 +88,14 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             m = emotion_metrics(te["y"].numpy(), t_logits.argmax(1).numpy(), data["emotions"])
             selections[method] = {**result["val"][method], "test_accuracy": m["accuracy"], "test_uar": m["uar"],
                                   "test_macro_f1": m["macro_f1"], "test_confusion": m["confusion"]}
-        chosen = selections[config.selection]
         model.load_state_dict(result["states"][config.selection])
-        used_threads = torch.get_num_threads()
-        record = {
-            "status": "finished", "format": FORMAT, "name": config.name, "config": config.to_dict(),
-            "features": feats.params,
-            **({"encoder_sizes": config.encoder_sizes} if config.encoder_sizes is not None else {}),
-            "synthetic": config.corpus == "synthetic",
-            **({"manifest": _manifest_identity(config.corpus)} if is_manifest(config.corpus) else {}),
-            "speakers": {"train": data["train_speakers"], "val": sorted(set(va["speakers"])),
-                         "test": sorted(set(te["speakers"]))},
-            "n_utterances": {"train": len(tr["X"]), "val": len(va["X"]), "test": len(te["X"]),
-                             "val_by_speaker": {s: va["speakers"].count(s) for s in sorted(set(va["speakers"]))}},
-            "emotions": data["emotions"],
-            "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
-            "test_macro_f1": chosen["test_macro_f1"], "test_confusion": chosen["test_confusion"],
-            "val_accuracy": chosen["val_accuracy"], "best_epoch": result["best_epoch"],
-            "selections": selections,
-            "train_speaker_accuracy_final": speaker_acc_final,
-            "train_speaker_accuracy_best": speaker_accuracy(model, tr, dev, part_lengths(tr, config)),
-            "curves": result["curves"],
-            "wall_time_s": time.time() - t0,
-            "device": str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
-            "torch_threads": used_threads,
-            "versions": library_versions(),
-            "git_commit": commit,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
+        record = make_record(
+            config, feats_params=feats.params, data=data, result=result, selections=selections,
+            speaker_accuracy_final=speaker_acc_final,
+            speaker_accuracy_best=speaker_accuracy(model, tr, dev, part_lengths(tr, config)),
+            started=t0, device=str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
+            torch_threads=torch.get_num_threads(), commit=commit,
+            manifest={"path": config.corpus, "sha256": manifest_sha256(config.corpus)} if is_manifest(config.corpus) else None)
     finally:
         torch.set_num_threads(threads)
     if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)
@@ -130,68 +105,8 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
                         "state_dict": result["states"][config.selection]}, f)
         record["checkpoint"] = str(ckpt)
     if options.save_model:
-        from .predict import save_network
-
         record["model"] = str(save_network(model_path(config, options.out_dir), config=config,
                                            state_dict=result["states"][config.selection], data=data, feats=feats, record=record))
     if save:
         record["path"] = str(write_record(record, options.out_dir))
     return (record, model) if return_model else record
-
-
-def _manifest_identity(corpus: str) -> dict:
-    """Which manifest a run read: its absolute path and the sha256 of its content."""
-    from .manifest import manifest_sha256
-
-    return {"path": corpus, "sha256": manifest_sha256(corpus)}
-
-
-# Table 1's best setting per corpus (1 CNN block and the paper's best gamma) and the same
-# network without AL: the paper's headline comparison.
-HEADLINE = {"emodb": [(1, 3.33), (1, None)], "ravdess": [(1, 2.5), (1, None)]}
-
-
-def reproduce_headline(corpus: str = "emodb", epochs: int | None = None, folds=None, data_root=None,
-                       device: str = "auto", out_dir=None) -> pd.DataFrame:
-    """Train Table 1's best setting and the same network without AL on every fold, into your
-    own runs folder (``out_dir``, default ``results/local/runs``; runs finished there before are
-    read back, and the output says how many), and print mean +- std over folds beside the
-    paper's and beside the committed reference records'."""
-    from .results import PAPER_TABLE1, fmt, gamma_label, records_frame, summarise
-
-    options = RunOptions(device=device, data_root=None if data_root is None else str(data_root),
-                         out_dir=None if out_dir is None else str(out_dir))
-    folds = list(range(corpus_info(corpus).n_folds)) if folds is None else list(folds)
-    overrides = {"epochs": epochs} if epochs is not None else {}
-    configs = [RunConfig(corpus=corpus, fold=fold, gamma=gamma, n_cnn_layers=depth, **overrides)
-               for depth, gamma in HEADLINE[corpus] for fold in folds]
-    meta, feats = load_corpus_features(configs[0], data_root)
-    records, read_back = [], 0
-    bar = tqdm(configs, desc=f"{PRETTY[corpus]} headline runs", unit="run")
-    for config in bar:
-        rec = read_record(record_path(config, options.out_dir))
-        if rec is None:
-            bar.set_postfix(fold=config.fold, gamma=gamma_label(config.gamma))
-            rec = run(config, options, meta=meta, feats=feats, progress=False, checkpoint_dir=CHECKPOINTS)
-        else:
-            read_back += 1
-        records.append(rec)
-    print(f"{len(records) - read_back} runs trained now, {read_back} read back from earlier runs "
-          f"in {record_path(configs[0], options.out_dir).parent}")
-    ours = summarise(records_frame(records), ["n_cnn_layers", "gamma"])
-    reference = records_frame([r for c in configs if (r := read_record(record_path(c, REFERENCE_RUNS)))])
-    ref = summarise(reference, ["n_cnn_layers", "gamma"]).set_index(["n_cnn_layers", "gamma"]) if len(reference) else None
-    rows = []
-    for _, r in ours.iterrows():
-        key = (r.n_cnn_layers, r.gamma)
-        paper = PAPER_TABLE1[corpus][(r.n_cnn_layers, None if r.gamma == "without AL" else float(r.gamma))]
-        rows.append({"CNN blocks": r.n_cnn_layers, "gamma": r.gamma, "folds": r.folds,
-                     "your accuracy": fmt(r.acc_mean, r.acc_std), "your UAR": fmt(r.uar_mean, r.uar_std),
-                     "reference accuracy": fmt(*ref.loc[key, ["acc_mean", "acc_std"]]) if ref is not None
-                     and key in ref.index else "missing",
-                     "paper accuracy": fmt(*paper)})
-    table = pd.DataFrame(rows)
-    print(f"\n{PRETTY[corpus]}, {len(folds)} folds, test speakers (mean ± std over folds, %); reference = the "
-          f"committed records in results/runs:")
-    print(table.to_string(index=False))
-    return table

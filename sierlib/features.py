@@ -16,7 +16,7 @@ Pipeline for every recording of a corpus:
    128 mel bands, centred frames).
 
 A recording that cannot carry emotion -- non-finite samples, digital silence, or less than
-:data:`sierlib.corpora.MIN_SPEECH_S` seconds left after step 3 -- stops the extraction with a
+:data:`sierlib.audio.MIN_SPEECH_S` seconds left after step 3 -- stops the extraction with a
 CorpusError that names it.
 
 The result is one array ``(n_utterances, n_mfcc, n_frames)``. It is cached under the cache
@@ -59,103 +59,41 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from filelock import FileLock
 from joblib import Parallel, delayed
+from scipy.signal import butter, sosfiltfilt
 from tqdm.auto import tqdm
 
-from .corpora import REPO_ROOT, check_speech, corpus_name, read_audio
-from .download import sha256_file
-
-FEATURE_VERSION = 1  # bump when the pipeline changes in a way the parameters do not capture
-DEFAULTS = {"sr": 22050, "n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "top_db": 30.0,
-            "highpass_hz": 80.0}
-FEATURE_KINDS = ("mfcc", "fbank_energy_pitch")
-DEFAULT_N_MELS = 40
-# Pitch tracking of kind "fbank_energy_pitch": YIN search range (Hz) and the NCCF voicing threshold.
-# Part of that kind's cache key (change them and the cache recomputes); "v" versions the recipe.
-PITCH = {"fmin": 60.0, "fmax": 400.0, "voicing_threshold": 0.5, "v": 1}
-
-
-def cache_dir(cache: str | os.PathLike | None = None) -> Path:
-    """Feature cache folder: argument, else ``SIER_CACHE``, else ``cache/`` in the repository."""
-    if cache is None:
-        cache = os.environ.get("SIER_CACHE") or (REPO_ROOT / "cache")
-    return Path(cache).expanduser().resolve()
-
-
-def check_feature_params(sr=22050, n_mfcc=None, n_fft=2048, hop_length=512, top_db=30.0,
-                         highpass_hz=80.0, kind="mfcc", n_mels=None, speed=1.0) -> dict:
-    """Validate the feature parameters; returns them as a dict (the cache key's content).
-
-    ``kind="mfcc"`` (default): ``n_mfcc`` defaults to 20 and ``n_mels`` must be left out; the dict
-    is ``{sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz}``, with no ``kind`` key, exactly as
-    before other kinds existed (cache keys and run names depend on it).
-    ``kind="fbank_energy_pitch"``: ``n_mels`` defaults to 40 and ``n_mfcc`` must be left out; the
-    dict is ``{kind, sr, n_mels, n_fft, hop_length, top_db, highpass_hz}``.
-    ``speed`` (speed perturbation, a factor in [0.5, 2]) adds a ``speed`` key only when it is not
-    1, so the dicts (and cache keys) of unperturbed features stay as they were.
-    """
-    if kind not in FEATURE_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(FEATURE_KINDS)}; got {kind!r}")
-    if kind == "mfcc":
-        if n_mels is not None:
-            raise ValueError(f"n_mels applies to kind='fbank_energy_pitch' only; got n_mels={n_mels!r} with kind='mfcc'")
-        n_rows = ("n_mfcc", DEFAULTS["n_mfcc"] if n_mfcc is None else n_mfcc)
-    else:
-        if n_mfcc is not None:
-            raise ValueError(f"n_mfcc applies to kind='mfcc' only; got n_mfcc={n_mfcc!r} with kind={kind!r}")
-        n_rows = ("n_mels", DEFAULT_N_MELS if n_mels is None else n_mels)
-    for name, value, lo in [("sr", sr, 1000), n_rows + (1,), ("n_fft", n_fft, 16), ("hop_length", hop_length, 1)]:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-            raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
-    if isinstance(top_db, bool) or not isinstance(top_db, (int, float)) or top_db <= 0:
-        raise ValueError(f"top_db must be a positive number of decibels; got {top_db!r}")
-    if highpass_hz is not None and (isinstance(highpass_hz, bool) or not isinstance(highpass_hz, (int, float))
-                                    or not 0 < highpass_hz < sr / 2):
-        raise ValueError(f"highpass_hz must be None or a frequency in (0, sr/2); got {highpass_hz!r}")
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not 0.5 <= speed <= 2:
-        raise ValueError(f"speed must be a factor in [0.5, 2] (1: unperturbed); got {speed!r}")
-    common = {"sr": int(sr), n_rows[0]: int(n_rows[1]), "n_fft": int(n_fft), "hop_length": int(hop_length),
-              "top_db": float(top_db), "highpass_hz": None if highpass_hz is None else float(highpass_hz),
-              **({"speed": float(speed)} if speed != 1 else {})}
-    if kind == "mfcc":
-        return common
-    if n_fft - 1 <= 2 * sr / PITCH["fmin"]:
-        raise ValueError(f"n_fft must exceed 2 * sr / {PITCH['fmin']:g} Hz + 1 = {2 * sr / PITCH['fmin'] + 1:.0f} "
-                         f"so that two periods of the lowest pitch fit into a frame; got n_fft={n_fft!r}")
-    return {"kind": kind, **common}
-
-
-def feature_kind(params: dict) -> str:
-    """The kind of a feature parameter dict: ``"mfcc"`` when it has no ``"kind"`` key."""
-    return params.get("kind", "mfcc")
-
+from .audio import check_speech, read_audio
+from .paths import atomic_write, cache_dir, sha256_file
+from .registry import (DEFAULT_N_MELS, FEATURE_DEFAULTS, FEATURE_VERSION, PITCH, check_feature_params, corpus_name,
+                       feature_kind)
 
 def highpass(y: np.ndarray, sr: int, cutoff_hz: float | None, order: int = 4) -> np.ndarray:
     """Zero-phase Butterworth high-pass (the 'background noise' filter); None returns y."""
     if cutoff_hz is None:
         return y
-    from scipy.signal import butter, sosfiltfilt
 
     sos = butter(order, cutoff_hz, btype="highpass", fs=sr, output="sos")
     return sosfiltfilt(sos, y).astype(np.float32)
 
 
-def trim_silence(y: np.ndarray, top_db: float = 30.0, frame_length: int = 2048,
-                 hop_length: int = 512) -> tuple[np.ndarray, tuple[int, int]]:
+def trim_silence(y: np.ndarray, top_db: float = FEATURE_DEFAULTS["top_db"], frame_length: int = FEATURE_DEFAULTS["n_fft"],
+                 hop_length: int = FEATURE_DEFAULTS["hop_length"]) -> tuple[np.ndarray, tuple[int, int]]:
     """Cut leading and trailing frames quieter than ``top_db`` below the peak; returns (y, (start, end))."""
-    import librosa
+    import librosa  # heavy (numba) and optional where features come from a pack
 
     trimmed, idx = librosa.effects.trim(y, top_db=top_db, frame_length=frame_length, hop_length=hop_length)
     return trimmed, (int(idx[0]), int(idx[1]))
 
 
 def preprocess_file(path: str, corpus: str, sr: int, top_db: float, highpass_hz: float | None,
-                    n_fft: int = 2048, hop_length: int = 512, speed: float = 1.0) -> np.ndarray:
+                    n_fft: int = FEATURE_DEFAULTS["n_fft"], hop_length: int = FEATURE_DEFAULTS["hop_length"], speed: float = 1.0) -> np.ndarray:
     """Read, filter and trim one recording (steps 1-3); with ``speed`` != 1, then play it that
     much faster (:func:`change_speed`).
 
     Raises CorpusError, naming the file, for non-finite samples, digital silence or less than
-    :data:`sierlib.corpora.MIN_SPEECH_S` seconds left after trimming.
+    :data:`sierlib.audio.MIN_SPEECH_S` seconds left after trimming.
     """
     y = read_audio(path, sr=sr, corpus=corpus)
     y = highpass(y, sr, highpass_hz)
@@ -169,15 +107,15 @@ def change_speed(y: np.ndarray, sr: int, speed: float) -> np.ndarray:
     ``sr``, so the recording is ``speed`` times faster and its pitch that much higher."""
     if speed == 1:
         return y
-    import librosa
+    import librosa  # heavy (numba) and optional where features come from a pack
 
     return librosa.resample(y, orig_sr=sr, target_sr=int(round(sr / speed))).astype(np.float32)
 
 
-def mfcc(y: np.ndarray, sr: int = 22050, n_mfcc: int = 20, n_fft: int = 2048,
-         hop_length: int = 512) -> np.ndarray:
+def mfcc(y: np.ndarray, sr: int = FEATURE_DEFAULTS["sr"], n_mfcc: int = 20, n_fft: int = FEATURE_DEFAULTS["n_fft"],
+         hop_length: int = FEATURE_DEFAULTS["hop_length"]) -> np.ndarray:
     """MFCC of a (padded) signal: array (n_mfcc, n_frames), float32."""
-    import librosa
+    import librosa  # heavy (numba) and optional where features come from a pack
 
     return librosa.feature.mfcc(y=y, sr=sr, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length,
                                 window="hann").astype(np.float32)
@@ -189,7 +127,7 @@ def _pad_mfcc(y: np.ndarray, length: int, params: dict) -> np.ndarray:
     return mfcc(padded, params["sr"], params["n_mfcc"], params["n_fft"], params["hop_length"])
 
 
-def pitch_track(y: np.ndarray, sr: int = 22050, n_fft: int = 2048, hop_length: int = 512,
+def pitch_track(y: np.ndarray, sr: int = FEATURE_DEFAULTS["sr"], n_fft: int = FEATURE_DEFAULTS["n_fft"], hop_length: int = FEATURE_DEFAULTS["hop_length"],
                 fmin: float = PITCH["fmin"], fmax: float = PITCH["fmax"],
                 voicing_threshold: float = PITCH["voicing_threshold"]) -> tuple[np.ndarray, np.ndarray]:
     """F0 per centred frame and its voicing strength.
@@ -214,7 +152,7 @@ def pitch_track(y: np.ndarray, sr: int = 22050, n_fft: int = 2048, hop_length: i
         Normalised cross-correlation of each frame with itself shifted by the YIN period
         (float32, in [-1, 1]; 0 for a silent frame).
     """
-    import librosa
+    import librosa  # heavy (numba) and optional where features come from a pack
 
     f0 = librosa.yin(y, fmin=fmin, fmax=fmax, sr=sr, frame_length=n_fft, hop_length=hop_length,
                      center=True, pad_mode="constant")
@@ -229,15 +167,15 @@ def pitch_track(y: np.ndarray, sr: int = 22050, n_fft: int = 2048, hop_length: i
     return np.where(voiced, f0, 0.0).astype(np.float32), nccf.astype(np.float32)
 
 
-def fbank_energy_pitch(y: np.ndarray, sr: int = 22050, n_mels: int = DEFAULT_N_MELS, n_fft: int = 2048,
-                       hop_length: int = 512) -> np.ndarray:
+def fbank_energy_pitch(y: np.ndarray, sr: int = FEATURE_DEFAULTS["sr"], n_mels: int = DEFAULT_N_MELS, n_fft: int = FEATURE_DEFAULTS["n_fft"],
+                       hop_length: int = FEATURE_DEFAULTS["hop_length"]) -> np.ndarray:
     """Log-Mel filterbank energies, log frame energy and F0 of a (padded) signal.
 
     Returns an array ``(n_mels + 2, n_frames)``, float32: ``n_mels`` log-Mel rows (dB), one log
     energy row (dB) and one F0 row (Hz, 0 when unvoiced); see the module docstring. Frames are
     those of :func:`mfcc` (centred, n_fft, hop_length), so both kinds have the same ``n_frames``.
     """
-    import librosa
+    import librosa  # heavy (numba) and optional where features come from a pack
 
     mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, window="hann",
                                          center=True, pad_mode="constant", power=2.0, n_mels=n_mels)
@@ -328,18 +266,17 @@ def warm_numba_cache() -> None:
     extraction writes the cache while any other waits, and workers started afterwards only read
     it. (Code that runs librosa otherwise, such as a notebook, is not covered by the lock.)
     """
-    from filelock import FileLock
 
     with FileLock(Path(tempfile.gettempdir()) / "sierlib-numba-warmup.lock"):
-        sr = DEFAULTS["sr"]
+        sr = FEATURE_DEFAULTS["sr"]
         tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(sr // 2) / sr)).astype(np.float32)
         y = np.pad(tone, sr // 4)  # silence around it, for the trimming to cut
-        y, _ = trim_silence(highpass(y, sr, DEFAULTS["highpass_hz"]))
+        y, _ = trim_silence(highpass(y, sr, FEATURE_DEFAULTS["highpass_hz"]))
         mfcc(y, sr)
         fbank_energy_pitch(y, sr)
 
 
-def _parallel(n_jobs: int, desc: str, items: list, progress: bool):
+def run_parallel(n_jobs: int, desc: str, items: list, progress: bool):
     """Run delayed calls with joblib and one progress bar; n_jobs=1 stays in this process.
 
     librosa's numba cache is filled first (:func:`warm_numba_cache`), in this process, so that
@@ -352,8 +289,8 @@ def _parallel(n_jobs: int, desc: str, items: list, progress: bool):
     return list(tqdm(gen, total=len(items), desc=desc, disable=not progress))
 
 
-def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None = None, n_fft: int = 2048,
-                     hop_length: int = 512, top_db: float = 30.0, highpass_hz: float | None = 80.0,
+def extract_features(meta: pd.DataFrame, *, sr: int = FEATURE_DEFAULTS["sr"], n_mfcc: int | None = None, n_fft: int = FEATURE_DEFAULTS["n_fft"],
+                     hop_length: int = FEATURE_DEFAULTS["hop_length"], top_db: float = FEATURE_DEFAULTS["top_db"], highpass_hz: float | None = FEATURE_DEFAULTS["highpass_hz"],
                      kind: str = "mfcc", n_mels: int | None = None, speed: float = 1.0,
                      cache: str | os.PathLike | None = None, use_cache: bool = True,
                      n_jobs: int = -1, progress: bool = True) -> Features:
@@ -384,11 +321,11 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
         return load_features(path, params)
     step1 = [(delayed(preprocess_file)(p, corpus, sr, top_db, highpass_hz, n_fft, hop_length, speed))
              for p in meta["path"]]
-    signals = _parallel(n_jobs, f"{corpus_name(corpus)}: read, filter, trim", step1, progress)
+    signals = run_parallel(n_jobs, f"{corpus_name(corpus)}: read, filter, trim", step1, progress)
     length = max(len(y) for y in signals)
     step2 = [delayed(feature_map)(y, length, params) for y in signals]
     desc = f"{corpus_name(corpus)}: pad, " + ("MFCC" if feature_kind(params) == "mfcc" else "log-Mel + energy + pitch")
-    X = np.stack(_parallel(n_jobs, desc, step2, progress))
+    X = np.stack(run_parallel(n_jobs, desc, step2, progress))
     feats = Features(X, meta["utterance"].to_numpy(dtype=str), np.array([len(y) for y in signals]),
                      params)
     if use_cache:
@@ -398,9 +335,8 @@ def extract_features(meta: pd.DataFrame, *, sr: int = 22050, n_mfcc: int | None 
 
 def save_features(feats: Features, path: str | os.PathLike, compress: bool = False) -> Path:
     """Write features (maps, utterance ids, trimmed lengths, parameters) to one ``.npz``,
-    atomically: the feature cache and the packs of :func:`sierlib.sweep.write_pack`
+    atomically: the feature cache and the packs of :func:`sierlib.workers.write_pack`
     (``compress``: the zero padding shrinks an Emo-DB file from 16 to about 5 MB)."""
-    from .records import atomic_write
 
     save = np.savez_compressed if compress else np.savez
     with atomic_write(path, "wb") as f:
@@ -416,179 +352,3 @@ def load_features(path: str | os.PathLike, params: dict | None = None) -> Featur
         if params is not None and stored != params:
             raise ValueError(f"{path} holds features {stored}, not the {params} asked for")
         return Features(z["X"], z["utterances"], z["n_samples"], stored, from_cache=True)
-
-
-def _trim_bounds(path: str, corpus: str, sr: int, top_db: float, highpass_hz: float | None,
-                 n_fft: int, hop_length: int) -> tuple[int, int, int]:
-    y = read_audio(path, sr=sr, corpus=corpus)
-    y = highpass(y, sr, highpass_hz)
-    _, (start, end) = trim_silence(y, top_db, n_fft, hop_length)
-    return len(y), start, end
-
-
-def silence_margins(meta: pd.DataFrame, *, sr: int = 22050, top_db: float = 30.0,
-                    highpass_hz: float | None = 80.0, n_fft: int = 2048, hop_length: int = 512,
-                    n_jobs: int = -1, progress: bool = True) -> pd.DataFrame:
-    """Leading and trailing silence that the trimming step cuts from each recording.
-
-    Runs steps 1-3 of the pipeline (read at ``sr``, high-pass, trim) exactly as
-    :func:`extract_features` does, but keeps only where the speech starts and ends.
-
-    Parameters
-    ----------
-    meta : pandas.DataFrame
-        Metadata from :func:`sierlib.corpora.load_metadata` (one or more corpora).
-    sr, top_db, highpass_hz, n_fft, hop_length
-        Feature parameters, as for :func:`extract_features` (``n_fft`` and ``hop_length`` are
-        the frame and hop of the trimming).
-    n_jobs : int
-        Processes (-1: all cores; 1: a plain loop in this process).
-    progress : bool
-        Show a progress bar.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per utterance, in meta's order, with ``utterance, corpus, speaker, gender,
-        emotion``, ``n_samples`` (length read at ``sr``), ``start`` and ``end`` (the kept samples
-        ``[start, end)``), ``trimmed_samples`` (``end - start``, the length that
-        :attr:`Features.n_samples` holds) and ``leading_s``, ``trailing_s``, ``speech_s`` in seconds.
-    """
-    params = check_feature_params(sr=sr, n_fft=n_fft, hop_length=hop_length, top_db=top_db,
-                                  highpass_hz=highpass_hz)
-    items = [delayed(_trim_bounds)(p, c, params["sr"], params["top_db"], params["highpass_hz"],
-                                   params["n_fft"], params["hop_length"])
-             for p, c in zip(meta["path"], meta["corpus"])]
-    bounds = np.array(_parallel(n_jobs, "read, filter, trim", items, progress), dtype=np.int64).reshape(-1, 3)
-    out = meta[["utterance", "corpus", "speaker", "gender", "emotion"]].reset_index(drop=True).copy()
-    out["n_samples"], out["start"], out["end"] = bounds[:, 0], bounds[:, 1], bounds[:, 2]
-    out["trimmed_samples"] = out["end"] - out["start"]
-    out["leading_s"] = out["start"] / sr
-    out["trailing_s"] = (out["n_samples"] - out["end"]) / sr
-    out["speech_s"] = out["trimmed_samples"] / sr
-    return out
-
-
-def padding_fraction(n_samples, hop_length: int = 512, length: int | None = None) -> np.ndarray:
-    """Share of each MFCC map's frames that lie in the zero padding, from trimmed lengths.
-
-    The same quantity as :attr:`Features.padding_fraction`, computed without the MFCC maps (for
-    instance from ``silence_margins(...)["trimmed_samples"]``).
-
-    Parameters
-    ----------
-    n_samples : array_like of int
-        Trimmed length of each recording, in samples.
-    hop_length : int
-        Hop of the MFCC frames.
-    length : int, optional
-        Padded length in samples; defaults to the longest recording (as :func:`extract_features`
-        pads).
-
-    Returns
-    -------
-    numpy.ndarray
-        One share in [0, 1) per recording.
-    """
-    n = np.asarray(n_samples, dtype=np.int64)
-    length = int(n.max()) if length is None else int(length)
-    n_frames = length // hop_length + 1  # centred frames, as librosa computes them
-    return 1.0 - np.minimum(1.0, (n // hop_length + 1) / n_frames)
-
-
-def frame_mask(lengths, n_frames: int) -> np.ndarray:
-    """Boolean ``(n_utterances, n_frames)``: True at the first ``lengths[i]`` frames of row i."""
-    return np.arange(n_frames)[None, :] < np.asarray(lengths)[:, None]
-
-
-def fit_standardiser(X_train: np.ndarray, lengths=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-coefficient mean and std of the training frames. Fit on the training speakers of a
-    fold only.
-
-    Parameters
-    ----------
-    X_train : numpy.ndarray
-        ``(n_utterances, n_rows, n_frames)``.
-    lengths : array_like of int, optional
-        Speech frames of each utterance (:attr:`Features.n_frames`): the statistics are over
-        these frames only. None: over all frames, padding included (as the padded network sees
-        them).
-
-    Returns
-    -------
-    (numpy.ndarray, numpy.ndarray)
-        Mean and std, float32, each ``(n_rows, 1)``; std at least 1e-6.
-    """
-    if lengths is None:
-        mean = X_train.mean(axis=(0, 2), keepdims=True)[0]
-        std = X_train.std(axis=(0, 2), keepdims=True)[0]
-    else:
-        speech = X_train.transpose(1, 0, 2)[:, frame_mask(lengths, X_train.shape[-1])]  # (n_rows, n_speech_frames)
-        mean, std = speech.mean(axis=1, keepdims=True), speech.std(axis=1, keepdims=True)
-    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
-
-
-def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray, lengths=None) -> np.ndarray:
-    """``(X - mean) / std`` as float32; with ``lengths`` (speech frames per utterance), the
-    padding after them is exactly 0 afterwards, as the length-aware network expects."""
-    out = ((X - mean) / std).astype(np.float32)
-    if lengths is None:
-        return out
-    return np.where(frame_mask(lengths, X.shape[-1])[:, None, :], out, np.float32(0.0))
-
-
-def speech_mask(feats: Features) -> np.ndarray:
-    """Which frames of each feature map hold speech rather than zero padding.
-
-    Parameters
-    ----------
-    feats : Features
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean array ``(n_utterances, n_frames)``: True for the frames of the trimmed recording
-        (the first ``n_samples // hop_length + 1``, as :attr:`Features.padding_fraction` counts).
-    """
-    return frame_mask(feats.n_frames, feats.X.shape[-1])
-
-
-def utterance_means(feats: Features, speech_only: bool = True) -> np.ndarray:
-    """Mean of each MFCC coefficient over each utterance's frames.
-
-    Parameters
-    ----------
-    feats : Features
-    speech_only : bool
-        Average over the speech frames only (default), or over all frames, padding included.
-
-    Returns
-    -------
-    numpy.ndarray
-        Array ``(n_utterances, n_mfcc)``, rows in the order of ``feats.utterances``.
-    """
-    if not speech_only:
-        return feats.X.mean(axis=2)
-    mask = speech_mask(feats)[:, None, :]
-    return (feats.X * mask).sum(axis=2) / mask.sum(axis=2)
-
-
-def coefficient_stats(feats: Features) -> pd.DataFrame:
-    """Mean and standard deviation of each MFCC coefficient over a corpus's frames.
-
-    Parameters
-    ----------
-    feats : Features
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per coefficient (index ``coefficient``, 0-based) with ``mean_all, std_all`` over
-        all frames, padding included (what :func:`fit_standardiser` fits), and ``mean_speech,
-        std_speech`` over the speech frames only (see :func:`speech_mask`).
-    """
-    mean_all, std_all = (a.ravel() for a in fit_standardiser(feats.X))
-    speech = feats.X.transpose(1, 0, 2)[:, speech_mask(feats)]  # (n_mfcc, n_speech_frames)
-    return pd.DataFrame({"mean_all": mean_all, "std_all": std_all,
-                         "mean_speech": speech.mean(axis=1), "std_speech": speech.std(axis=1)},
-                        index=pd.RangeIndex(feats.X.shape[1], name="coefficient")).astype(np.float64)

@@ -20,7 +20,7 @@ manifest is too, and the corpus is then treated exactly as the built-in ones: sa
 preprocessing and feature cache, leave-two-speakers-out folds built by
 :func:`sierlib.folds.make_folds` (fold k tests on the k-th male and k-th female speaker in id
 order, so a manifest needs as many female as male speakers, at least 3 of each). The corpus's
-short name is the CSV's stem (:func:`sierlib.corpora.corpus_name`); its identity is the CSV's
+short name is the CSV's stem (:func:`sierlib.registry.corpus_name`); its identity is the CSV's
 absolute path, and run names hash the CSV's content (:func:`manifest_sha256`).
 
 Every problem raises :class:`ManifestError` naming the manifest, the line and the fix: a
@@ -40,7 +40,9 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from .corpora import CORPORA, CorpusError, CorpusInfo, check_audio_file, is_manifest
+from .audio import CorpusError, check_audio_file
+from .folds import make_folds
+from .registry import CORPORA, CorpusInfo, is_manifest
 
 COLUMNS = ("file", "speaker", "gender", "emotion")
 GENDERS = ("male", "female")
@@ -190,8 +192,6 @@ def _check_speakers(table: pd.DataFrame, where: str) -> None:
 
 def _check_classes(table: pd.DataFrame, where: str) -> None:
     """Every emotion has training examples in every fold (else the network never sees it)."""
-    from .folds import make_folds
-
     folds = make_folds(table)
     train = folds[folds.role == "train"].groupby("fold")["speaker"].apply(set)
     for emotion, rows in table.groupby("emotion", sort=True):
@@ -207,7 +207,7 @@ def _check_classes(table: pd.DataFrame, where: str) -> None:
 
 
 def manifest_info(corpus: str | os.PathLike) -> CorpusInfo:
-    """The :class:`~sierlib.corpora.CorpusInfo` of a manifest: its stem, its sorted emotion
+    """The :class:`~sierlib.registry.CorpusInfo` of a manifest: its stem, its sorted emotion
     labels and one fold per speaker of each gender. Reads and checks the table
     (:func:`read_manifest`), not the recordings."""
     path = manifest_path(corpus)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -109,8 +110,6 @@ def gru_input_sizes(n_mfcc: int = 20, n_frames: int = 379, kernel_size: int = 5)
         One row per (conv_stride, depth) with ``rows`` (frequency bins left, times the filters =
         the GRU's input size) and ``frames`` (time steps the GRU runs over).
     """
-    import pandas as pd
-
     table = []
     for stride in (2, 1):
         rows, frames = n_mfcc, n_frames
@@ -255,8 +254,6 @@ def layer_table(model: SIERNet, n_mfcc: int = 20, n_frames: int = 379, batch: in
     """Output shape and parameter count of each layer for an input of ``n_mfcc x n_frames``
     (a pandas DataFrame, one row per leaf module in forward order). ``n_mfcc`` is the number of
     feature rows (42 for the 1D CNN GRU encoder)."""
-    import pandas as pd
-
     rows, hooks = [], []
 
     def hook(name):

@@ -1,6 +1,8 @@
 """Figures shared by the notebooks (matplotlib/seaborn); each returns its Figure."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -52,7 +54,7 @@ def plot_curves(record: dict):
 
 def plot_al_curves(curves: pd.DataFrame, title: str = ""):
     """Validation emotion accuracy per epoch of AL against without AL (mean over runs with a 95 %
-    band, :func:`sierlib.results.recipe_curves`), and the AL runs' speaker accuracy on the
+    band, :func:`sierlib.recipe_tables.recipe_curves`), and the AL runs' speaker accuracy on the
     training speakers: where, in training, the adversary costs or gains emotion accuracy."""
     labels = list(dict.fromkeys(curves.gamma))  # one colour per gamma in both panels
     palette = dict(zip(labels, sns.color_palette(n_colors=len(labels))))
@@ -103,8 +105,6 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
     """One panel per decided stage of the recipe study (:func:`sierlib.recipe.study`): each
     option's validation score of every run (grey lines join the runs of one fold and seed), its
     mean ± standard error, and the chosen option in colour."""
-    import textwrap
-
     stages = list(dict.fromkeys(zip(scores.stage, scores.factor)))
     ncols = min(5, len(stages))  # ten stages in two rows of five, not one strip of ten
     nrows = -(-len(stages) // ncols)

@@ -18,10 +18,8 @@ skipped; the rest are still predicted, and the exit status is 0 only if every fi
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +27,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .audio import CorpusError
 from .config import DEFAULTS, RunConfig
-from .corpora import CorpusError, is_manifest
-from .features import feature_map, preprocess_file, standardise
-from .records import atomic_write, write_csv_atomic
+from .feature_stats import standardise
+from .features import feature_map, preprocess_file
+from .paths import atomic_write
+from .registry import is_manifest
+from .train import build_model, predict, resolve_device
 
 NETWORK_FORMAT = 1
 NETWORK_KIND = "sier-network"
@@ -54,7 +55,7 @@ def save_network(path: str | os.PathLike, *, config: RunConfig, state_dict: dict
     state_dict : dict
         The selected weights.
     data : dict
-        The fold (:func:`sierlib.folds.fold_data`): emotions, training speakers, and the
+        The fold (:func:`sierlib.dataset.fold_data`): emotions, training speakers, and the
         standardiser fitted on them.
     feats : Features
         The corpus's features: their parameters and padded length are the network's input.
@@ -118,8 +119,6 @@ def load_network(path: str | os.PathLike, device: str = "cpu") -> Network:
     Raises ValueError, naming the file, if it is missing or not such a network, or if this
     version of sierlib builds the network differently.
     """
-    from .train import build_model, resolve_device
-
     path = Path(path)
     fix = "save one with -p save_model True (04_train), or RunOptions(save_model=True)"
     if not path.is_file():
@@ -196,17 +195,21 @@ def recording_features(path: str | os.PathLike, network: Network) -> tuple[np.nd
     return X, {"seconds": len(y) / p["sr"], "cut": len(y) > network.padded_samples, "frames": frames}
 
 
-def probabilities(network: Network, X: np.ndarray, frames=None) -> np.ndarray:
-    """Softmax of the network's emotion outputs for inputs ``X`` (from :func:`recording_features`;
-    ``frames``: their true frame counts, used by a length-aware network), in eval mode:
-    ``(n, n_emotions)`` in the order of ``network.emotions``."""
-    from .train import predict
-
+def network_outputs(network: Network, X: np.ndarray, frames=None) -> tuple[np.ndarray, np.ndarray]:
+    """The emotion probabilities (softmax, ``(n, n_emotions)`` in the order of
+    ``network.emotions``) and the pooled embeddings (``(n, embedding size)``, the input of both
+    classifiers) of inputs ``X`` (from :func:`recording_features`; ``frames``: their true frame
+    counts, used by a length-aware network), in eval mode."""
     lengths = None
     if network.config.get("lengths", "padded") == "masked":
         lengths = torch.as_tensor(np.asarray(frames if frames is not None else [X.shape[-1]] * len(X)), dtype=torch.long)
-    logits, _, _ = predict(network.model, torch.from_numpy(X), device=network.device, lengths=lengths)
-    return torch.softmax(logits, dim=1).numpy()
+    logits, _, emb = predict(network.model, torch.from_numpy(X), device=network.device, lengths=lengths)
+    return torch.softmax(logits, dim=1).numpy(), emb.numpy()
+
+
+def probabilities(network: Network, X: np.ndarray, frames=None) -> np.ndarray:
+    """Softmax of the network's emotion outputs for inputs ``X`` (see :func:`network_outputs`)."""
+    return network_outputs(network, X, frames)[0]
 
 
 def find_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -232,76 +235,62 @@ def find_audio(paths) -> tuple[list[Path], list[tuple[str, str]]]:
     return files, problems
 
 
-def iter_predictions(network: Network, files):
-    """For each file, ``(path, result, None)`` with ``result`` a dict of ``emotion, probability,
-    seconds, cut`` and every class's probability (``p_<emotion>``), or ``(path, None, reason)``
-    when the file cannot be predicted. One bad file never stops the others."""
+def iter_outputs(network: Network, files, embed: bool = False):
+    """For each file, ``(path, result, None)``, or ``(path, None, reason)`` when the file cannot
+    be read or holds too little sound; one bad file never stops the others. ``result`` holds
+    ``emotion, probability, seconds, cut`` and every class's probability (``p_<emotion>``), and
+    with ``embed`` the pooled embedding as ``e0, e1, ...``."""
     for path in files:
         try:
             X, info = recording_features(path, network)
-            probs = probabilities(network, X, [info.pop("frames")])[0]
+            probs, emb = network_outputs(network, X, [info.pop("frames")])
         except CorpusError as exc:
             yield path, None, str(exc)
             continue
         except Exception as exc:  # e.g. a decoder or resampler failing inside a library
             yield path, None, f"{type(exc).__name__}: {exc}"
             continue
-        best = int(np.argmax(probs))
-        yield path, {"emotion": network.emotions[best], "probability": float(probs[best]), **info,
-                     **{f"p_{e}": float(v) for e, v in zip(network.emotions, probs)}}, None
+        best = int(np.argmax(probs[0]))
+        result = {"emotion": network.emotions[best], "probability": float(probs[0, best]), **info,
+                  **{f"p_{e}": float(v) for e, v in zip(network.emotions, probs[0])}}
+        if embed:
+            result.update({f"e{i}": float(v) for i, v in enumerate(emb[0])})
+        yield path, result, None
+
+
+def iter_predictions(network: Network, files):
+    """:func:`iter_outputs` without the embeddings."""
+    return iter_outputs(network, files)
+
+
+def output_table(rows: list[dict], network: Network, embed: bool = False, probabilities: bool = True) -> pd.DataFrame:
+    """The rows of :func:`iter_outputs` (each with its ``file``) as a table: ``file, emotion,
+    probability, seconds, cut, p_<emotion>...`` (``probabilities``) and ``e0...`` (``embed``)."""
+    columns = ["file"] + (["emotion", "probability", "seconds", "cut"] + [f"p_{e}" for e in network.emotions]
+                          if probabilities else ["seconds", "cut"])
+    if embed:
+        columns += [f"e{i}" for i in range(network.model.encoder.out_features)]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def predict_files(network: Network, files) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Predict every file; returns a table (one row per predicted file: ``file, emotion,
     probability, seconds, cut, p_<emotion>...``) and the skipped files with their reasons."""
+    return _collect(network, files, embed=False, probabilities=True)
+
+
+def embed_files(network: Network, files, probabilities: bool = False) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """The pooled embedding of every file (``sier embed``): a table of ``file, seconds, cut,
+    e0...`` (and the emotion columns of :func:`predict_files` with ``probabilities``), and the
+    skipped files with their reasons. Same preprocessing and standardisation as a prediction."""
+    return _collect(network, files, embed=True, probabilities=probabilities)
+
+
+def _collect(network: Network, files, embed: bool, probabilities: bool):
     rows, skipped = [], []
-    for path, result, reason in iter_predictions(network, files):
+    for path, result, reason in iter_outputs(network, files, embed=embed):
         if result is None:
             skipped.append((str(path), reason))
         else:
             rows.append({"file": str(path), **result})
-    return _table(rows, network), skipped
-
-
-def _table(rows: list[dict], network: Network) -> pd.DataFrame:
-    columns = ["file", "emotion", "probability", "seconds", "cut"] + [f"p_{e}" for e in network.emotions]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def main(argv=None) -> int:
-    from tqdm.auto import tqdm
-
-    ap = argparse.ArgumentParser(prog="sier predict", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="a network saved by a run with save_model (results/local/runs/<corpus>/<name>.pt)")
-    ap.add_argument("paths", nargs="+", metavar="PATH", help="audio files, or folders searched recursively")
-    ap.add_argument("--out", default=None, help="write every class's probability to this CSV")
-    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
-    args = ap.parse_args(argv)
-    try:
-        network = load_network(args.model, args.device)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    files, skipped = find_audio(args.paths)
-    for path, reason in skipped:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    print(f"{network.name}: {len(network.emotions)} emotions ({', '.join(network.emotions)}); "
-          f"{len(files)} file{'s' * (len(files) != 1)}", file=sys.stderr)
-    rows = []
-    # a progress bar for folders (shown where stderr is a terminal); single files need none
-    folders = any(Path(a).expanduser().is_dir() for a in args.paths)
-    bar = tqdm(iter_predictions(network, files), total=len(files), unit="file", desc="predict", file=sys.stderr,
-               disable=None if folders else True)
-    for path, result, reason in bar:
-        if result is None:
-            skipped.append((str(path), reason))
-            tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
-        else:
-            rows.append({"file": str(path), **result})
-            tqdm.write(f"{path}\t{result['emotion']}\t{result['probability']:.3f}", file=sys.stdout)
-    bar.close()
-    if args.out:
-        print(f"wrote {write_csv_atomic(_table(rows, network), args.out)}", file=sys.stderr)
-    print(f"{len(rows)} predicted, {len(skipped)} skipped", file=sys.stderr)
-    return 0 if not skipped else 1
+    return output_table(rows, network, embed=embed, probabilities=probabilities), skipped

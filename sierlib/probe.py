@@ -13,27 +13,28 @@ CPU is deterministic for a given seed, so the retrained network is the one the r
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from .config import RunConfig, RunOptions
-from .corpora import corpus_info, corpus_name
-from .folds import fold_data
-from .records import REFERENCE_RUNS, RESULTS, read_record, record_path, write_csv_atomic
-from .train import part_lengths, predict
+from .dataset import fold_data, load_corpus_features
+from .experiments import run
+from .paths import CHECKPOINTS, REFERENCE_RUNS, RESULTS, write_csv_atomic
+from .records import read_record, record_path
+from .registry import CORPORA, corpus_name
+from .train import build_model, part_lengths, predict
 
 
 def speaker_probe(embeddings: np.ndarray, speakers: list, emotions: np.ndarray | None = None,
                   seed: int = 0) -> float:
     """Held-out accuracy of a logistic-regression speaker probe on frozen embeddings."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     y = np.asarray(speakers)
     strata = y if emotions is None else np.char.add(y.astype(str), np.asarray(emotions).astype(str))
     try:
@@ -53,11 +54,6 @@ def probe_run(config: RunConfig, meta=None, feats=None, data_root=None, checkpoi
     and CPU thread count of its reference record. ``same_as_record`` says whether the network
     probed reproduces the record's test accuracy exactly.
     """
-    import torch
-
-    from .experiments import CHECKPOINTS, load_corpus_features, run
-    from .train import build_model
-
     if meta is None or feats is None:
         meta, feats = load_corpus_features(config, data_root, progress=False)
     committed = read_record(record_path(config, REFERENCE_RUNS))
@@ -96,23 +92,13 @@ def run_probes(corpus: str = "emodb", gammas=(3.33, None), folds=None, out_csv=N
     meta = feats = None
     rows = done.to_dict("records")
     for gamma in gammas:
-        for fold in (range(corpus_info(corpus).n_folds) if folds is None else folds):
+        for fold in (range(CORPORA[corpus].n_folds) if folds is None else folds):
             if (fold, gamma) in have:
                 continue
             config = RunConfig(corpus=corpus, fold=fold, gamma=gamma)
             if meta is None:
-                from .experiments import load_corpus_features
-
                 meta, feats = load_corpus_features(config, data_root, progress=False)
             rows.append(probe_run(config, meta=meta, feats=feats))
             write_csv_atomic(pd.DataFrame(rows), out_csv)
             print(rows[-1], flush=True)
     return pd.DataFrame(rows)
-
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
-    ap.add_argument("--folds", type=int, nargs="+", default=None)
-    args = ap.parse_args()
-    print(run_probes(args.corpus, folds=args.folds))

@@ -37,11 +37,9 @@ order because each one starts from the decisions before it.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,13 +47,9 @@ import numpy as np
 import pandas as pd
 
 from .config import CNN2D_FIELDS, RunConfig
-from .corpora import REPO_ROOT
-from .records import RESULTS, iter_records, write_csv_atomic
-from .results import RECIPE_TABLES, TABLE2_ENCODERS, write_recipe_tables
-
-STUDY_RUNS = RESULTS / "recipe" / "runs"  # committed: only `sier recipe ... --reference` writes here
-DECISIONS = RESULTS / "recipe_decisions.csv"
-LOCAL_RECIPE = RESULTS / "local" / "recipe"  # git-ignored: your own recipe runs and what is derived from them
+from .paths import DECISIONS, LOCAL_RECIPE, STUDY_RUNS, write_csv_atomic
+from .records import iter_records
+from .registry import CORPORA
 STUDY_BASE = {"corpus": "emodb", "gamma": None, "n_cnn_layers": 1}
 SEEDS = (0, 1, 2)
 FOLDS = (0, 1, 2, 3, 4)
@@ -190,7 +184,7 @@ def study_folders(runs_dir=None) -> tuple[Path, ...]:
     return (Path(runs_dir),) if isinstance(runs_dir, (str, os.PathLike)) else tuple(Path(d) for d in runs_dir)
 
 
-def _records_by_name(runs_dir) -> dict:
+def records_by_name(runs_dir) -> dict:
     """Every finished record of the study's folders by run name (the first folder wins)."""
     out = {}
     for folder in reversed(study_folders(runs_dir)):
@@ -281,7 +275,7 @@ def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS, rec
     ``folds`` restricts the decisions to those folds (:func:`held_out_check`); ``records``
     (``{name: record}``) saves reading ``runs_dir`` again."""
     incumbent, tables, score_rows = {}, [], []
-    records = _records_by_name(runs_dir) if records is None else records
+    records = records_by_name(runs_dir) if records is None else records
     for number, stage in enumerate(stages, 1):
         for _, option in stage.options:  # a mistake in a stage's options stops the study at once
             ruled_out(stage, incumbent, option)
@@ -290,7 +284,7 @@ def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS, rec
             todo = [c for _, option in stage.options if not ruled_out(stage, incumbent, option)
                     for c in stage_configs(stage, incumbent, option) if c.name not in records]
             run_missing(todo, stage)
-            records = _records_by_name(runs_dir)
+            records = records_by_name(runs_dir)
             scores = option_scores(stage, incumbent, records, folds)
         if scores is None:
             return _study(incumbent, tables, score_rows, [s.factor for s in stages[number - 1:]])
@@ -323,7 +317,7 @@ def held_out_check(runs_dir=STUDY_RUNS, stages=STAGES) -> pd.DataFrame:
     are that fold's test speakers, and says whether it reaches the same recipe. Where it does,
     that fold's test accuracy of the recipe is free of this selection effect. (A study that
     diverges stops at the stage where its own path has no runs.)"""
-    records = _records_by_name(runs_dir)
+    records = records_by_name(runs_dir)
     full = study(runs_dir, stages, records=records)
     roles = {}
     for c in stage_configs(stages[0], {}, dict(stages[0].options[0][1])):
@@ -398,100 +392,21 @@ def recipe_plan(recipe: dict, corpus: str = "emodb", depths=(1,), gammas=(None,)
                 normalisation: str = "train_speakers", encoders=("2dcnn_bigru",)) -> list[RunConfig]:
     """The runs of the recipe's tables: every encoder x depth x gamma x seed x fold of
     ``corpus``; ``depths`` are the 2D CNN biGRU's, the earlier encoders have one size."""
-    from .corpora import corpus_info
-
     return [recipe_config(recipe, corpus=corpus, encoder=encoder, n_cnn_layers=depth, gamma=gamma, seed=seed,
                           fold=fold, normalisation=normalisation)
             for encoder in encoders for depth in (depths if encoder == "2dcnn_bigru" else (1,))
-            for gamma in gammas for seed in seeds for fold in range(corpus_info(corpus).n_folds)]
+            for gamma in gammas for seed in seeds for fold in range(CORPORA[corpus].n_folds)]
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="sier recipe", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("action", choices=("run", "decide", "tables"),
-                    help="run: train what the next stages need and decide them; decide: only derive the "
-                         "decision table from the finished runs; tables: train the recipe decided so far "
-                         "in the cells given by --corpus --depths --gammas --seeds (and --offline)")
-    ap.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"],
-                    help="with tables: the corpus of the cells (the study itself is decided on Emo-DB)")
-    ap.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"], choices=list(TABLE2_ENCODERS),
-                    help="with tables: the encoders (Table 2's earlier ones have one size: --depths is the "
-                         "2D CNN biGRU's)")
-    ap.add_argument("--depths", type=int, nargs="+", default=[1])
-    ap.add_argument("--gammas", type=lambda t: None if t.lower() == "none" else float(t), nargs="+", default=[None])
-    ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    ap.add_argument("--offline", action="store_true",
-                    help="with tables: normalisation per_speaker_offline (the separate 'offline' row)")
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--max-minutes", type=float, default=None, help="start no run after this long")
-    ap.add_argument("--data-root", default=None, help="folder holding the corpora (default: $SIER_DATA or data/)")
-    ap.add_argument("--pack", default=None, help="read features from this folder (`sier pack --recipe`) instead of "
-                                                 "the audio, e.g. on a lent GPU machine")
-    ap.add_argument("--runs-dir", default=None,
-                    help="where new runs go (default results/local/recipe/runs, git-ignored); the committed "
-                         "study's runs are read as well, and never trained again")
-    ap.add_argument("--reference", action="store_true",
-                    help="write into the committed study instead (results/recipe/runs, results/recipe_decisions.csv "
-                         "and results/recipe_tables.csv/.md): for a deliberate extension of the study, as "
-                         "`sier sweep --reference`")
-    ap.add_argument("--decisions", default=None,
-                    help="where the decision table (CSV) goes; the recipe's tables are written beside it, as "
-                         "recipe_tables.csv and .md (default: results/local/recipe/, with --reference "
-                         "results/recipe_decisions.csv)")
-    args = ap.parse_args(argv)
-    if args.reference and args.runs_dir is not None:
-        ap.error("--reference writes into the committed study; leave out --runs-dir")
-    if args.runs_dir is not None and Path(args.runs_dir).resolve() == STUDY_RUNS.resolve():
-        ap.error(f"--runs-dir {args.runs_dir} is the committed study: use --reference to extend it on purpose")
-    out_dir = STUDY_RUNS if args.reference else Path(args.runs_dir) if args.runs_dir else LOCAL_RECIPE / "runs"
-    folders = (STUDY_RUNS,) if args.reference else (STUDY_RUNS, out_dir)  # your own runs never shadow the study's
-    decisions = Path(args.decisions) if args.decisions else DECISIONS if args.reference else LOCAL_RECIPE / DECISIONS.name
-    t0 = time.time()
-    failed = []
-
-    def run_missing(todo, stage):
-        from .sweep import run_in_process
-
-        left = None if args.max_minutes is None else args.max_minutes - (time.time() - t0) / 60
-        if left is not None and left <= 0:
-            return
-        print(f"stage {stage.factor}: {len(todo)} runs to train")
-        report = run_in_process(todo, workers=args.workers, out_dir=out_dir, device=args.device,
-                                data_root=args.data_root, pack=args.pack, max_minutes=left)
-        failed.extend(report.failed)
-        print(report)
-
-    if args.action == "tables":
-        from .sweep import run_in_process
-
-        finished = _records_by_name(folders)
-        found = study(folders, records=finished)
-        recipe = found.recipe
-        if found.pending:
-            print(f"note: the study has not decided {', '.join(found.pending)} yet: these runs use the recipe so far")
-        plan = recipe_plan(recipe, args.corpus, args.depths, args.gammas, args.seeds,
-                           "per_speaker_offline" if args.offline else "train_speakers", args.encoders)
-        todo = [c for c in plan if c.name not in finished]
-        print(f"recipe {json.dumps(recipe, sort_keys=True)}: {len(plan)} runs planned, {len(todo)} to train "
-              f"into {out_dir}")
-        report = run_in_process(todo, workers=args.workers, out_dir=out_dir, device=args.device,
-                                data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
-        print(report)
-        return 1 if report.failed else 0
-    found = study(folders, run_missing=run_missing if args.action == "run" else None)
-    if len(found.decisions):
-        write_decisions(found.decisions, decisions)
-        print(found.decisions.to_string(index=False))
-        print("wrote", decisions)
-        for path in write_recipe_tables(found.recipe, folders, path=decisions.with_name(RECIPE_TABLES.name)):
-            print("wrote", path)
-    print("recipe so far:", json.dumps(found.recipe, sort_keys=True))
-    if found.pending:
-        print("not decided yet (runs missing):", ", ".join(found.pending))
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def study_paths(reference: bool = False, runs_dir=None, decisions=None) -> tuple[Path, tuple[Path, ...], Path]:
+    """Where ``sier recipe`` writes new runs, which folders it reads, and where the decision table
+    goes: your own runs under ``results/local/recipe/`` beside the committed study (never
+    shadowing it), or with ``reference`` the committed study itself (a deliberate extension)."""
+    if reference and runs_dir is not None:
+        raise ValueError("--reference writes into the committed study; leave out --runs-dir")
+    if runs_dir is not None and Path(runs_dir).resolve() == STUDY_RUNS.resolve():
+        raise ValueError(f"--runs-dir {runs_dir} is the committed study: use --reference to extend it on purpose")
+    out_dir = STUDY_RUNS if reference else Path(runs_dir) if runs_dir else LOCAL_RECIPE / "runs"
+    folders = (STUDY_RUNS,) if reference else (STUDY_RUNS, out_dir)
+    table = Path(decisions) if decisions else DECISIONS if reference else LOCAL_RECIPE / DECISIONS.name
+    return out_dir, folders, table

@@ -1,10 +1,10 @@
 """Run records: where they live, how they are written and read. The only home of their layout.
 
 One finished run is one JSON file ``<runs_dir>/<corpus>/<name>.json`` (``<corpus>``: the corpus's
-short name, :func:`sierlib.corpora.corpus_name`; a manifest's stem)::
+short name, :func:`sierlib.registry.corpus_name`; a manifest's stem)::
 
     status        "finished" (a record is written once, atomically, when the run ends)
-    format        2 (the layout below; :mod:`sierlib.migrate_records` converts older records)
+    format        2 (the layout below; every committed record has it)
     name          RunConfig.name
     config        RunConfig fields (what was trained)
     features      the feature parameters it read; encoder_sizes (earlier encoders only)
@@ -27,55 +27,28 @@ Two folders hold records:
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
 import subprocess
-import tempfile
+import time
 from pathlib import Path
 
-from .corpora import REPO_ROOT, corpus_name
+import numpy as np
+import pandas as pd
+import sklearn
+import torch
 
-RESULTS = REPO_ROOT / "results"
-REFERENCE_RUNS = RESULTS / "runs"
-LOCAL_RUNS = RESULTS / "local" / "runs"
+from . import __version__
+from .config import RunConfig
+from .paths import LOCAL_RUNS, REFERENCE_RUNS, REPO_ROOT, write_json_atomic
+from .registry import corpus_name
+
 FORMAT = 2
 
 # What a run executes; "-dirty" marks a record whose run started with uncommitted changes here.
 # Changes elsewhere (README, papers/, results/) do not touch a run.
 RUN_CODE_PATHS = ("sierlib", "notebooks/04_train.ipynb", "pyproject.toml")
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w"):
-    """Open a temporary file beside ``path`` for writing; rename it into place only when the
-    block ends without an exception (so a crash never leaves a half-written file that reads as
-    valid), otherwise delete it. Creates the parent folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(obj: dict, path: str | os.PathLike) -> Path:
-    with atomic_write(path) as f:
-        json.dump(obj, f, indent=1)
-    return Path(path)
-
-
-def write_csv_atomic(df, path: str | os.PathLike) -> Path:
-    with atomic_write(path) as f:
-        df.to_csv(f, index=False)
-    return Path(path)
 
 
 def runs_dir(out_dir: str | os.PathLike | None = None) -> Path:
@@ -141,17 +114,47 @@ def git_commit(repo: str | os.PathLike = REPO_ROOT) -> str | None:
 def library_versions() -> dict:
     """Versions of Python and the libraries a result depends on (librosa: None where it is not
     installed, e.g. on a GPU machine that reads precomputed features)."""
-    import numpy as np
-    import pandas as pd
-    import sklearn
-    import torch
-
-    from . import __version__
-
     try:
-        import librosa
+        import librosa  # optional where features come precomputed (a pack on a GPU machine)
     except ImportError:
         librosa = None
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "librosa": librosa and librosa.__version__, "pandas": pd.__version__, "sklearn": sklearn.__version__,
             "sierlib": __version__}
+
+
+def make_record(config: RunConfig, *, feats_params: dict, data: dict, result: dict, selections: dict,
+                speaker_accuracy_final: float, speaker_accuracy_best: float, started: float, device: str,
+                torch_threads: int, commit: str | None, manifest: dict | None = None) -> dict:
+    """A finished run's record, in the layout above: the configuration and what it read, the
+    fold's speakers, the test metrics of the config's selection (and of every selection), the
+    training curves and where and when it ran. ``data`` is the fold (:func:`sierlib.dataset.fold_data`),
+    ``result`` what :func:`sierlib.train.fit` returned, ``selections`` the test metrics per
+    selection method, ``started`` the run's ``time.time()`` at its start."""
+    tr, va, te = data["train"], data["val"], data["test"]
+    chosen = selections[config.selection]
+    return {
+        "status": "finished", "format": FORMAT, "name": config.name, "config": config.to_dict(),
+        "features": feats_params,
+        **({"encoder_sizes": config.encoder_sizes} if config.encoder_sizes is not None else {}),
+        "synthetic": config.corpus == "synthetic",
+        **({"manifest": manifest} if manifest is not None else {}),
+        "speakers": {"train": data["train_speakers"], "val": sorted(set(va["speakers"])),
+                     "test": sorted(set(te["speakers"]))},
+        "n_utterances": {"train": len(tr["X"]), "val": len(va["X"]), "test": len(te["X"]),
+                         "val_by_speaker": {s: va["speakers"].count(s) for s in sorted(set(va["speakers"]))}},
+        "emotions": data["emotions"],
+        "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
+        "test_macro_f1": chosen["test_macro_f1"], "test_confusion": chosen["test_confusion"],
+        "val_accuracy": chosen["val_accuracy"], "best_epoch": result["best_epoch"],
+        "selections": selections,
+        "train_speaker_accuracy_final": speaker_accuracy_final,
+        "train_speaker_accuracy_best": speaker_accuracy_best,
+        "curves": result["curves"],
+        "wall_time_s": time.time() - started,
+        "device": device,
+        "torch_threads": torch_threads,
+        "versions": library_versions(),
+        "git_commit": commit,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from .corpora import EMODB_EMOTIONS, data_root as _data_root
+from .corpora import EMODB_EMOTIONS
+from .paths import data_root as _data_root  # the functions below take a data_root argument
 
 # emotion letter -> (pitch factor, contour slope per second, syllables per second, loudness, tilt)
 _EMOTION_STYLE = {

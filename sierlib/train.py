@@ -22,6 +22,7 @@ import random
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import confusion_matrix, f1_score, recall_score
 from tqdm.auto import tqdm
 
 from .batching import batches, bucket_batches, crop_to_longest
@@ -84,8 +85,6 @@ def predict(model: SIERNet, X: torch.Tensor, batch_size: int = 64, device=None, 
 
 def emotion_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> dict:
     """WA (accuracy), UAR (mean per-class recall over classes present), macro F1, confusion."""
-    from sklearn.metrics import confusion_matrix, f1_score, recall_score
-
     k = list(range(len(labels)))
     present = sorted(set(y_true.tolist()))
     return {
@@ -264,7 +263,7 @@ def _cosine_schedule(opt, config, steps_per_epoch: int):
 
 
 def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc: str = "") -> dict:
-    """Train ``model`` on ``data`` (:func:`sierlib.folds.fold_data`) as ``config`` says.
+    """Train ``model`` on ``data`` (:func:`sierlib.dataset.fold_data`) as ``config`` says.
 
     Returns ``{"states", "val", "best_epoch", "curves"}``: the weights of every selection
     method (``best_val``: the epoch with the best validation accuracy, ties to the lower

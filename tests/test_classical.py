@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("opensmile")
 
 from sierlib import classical  # noqa: E402
+from sierlib.cli import main as sier  # noqa: E402
 from sierlib.folds import fold_speakers, make_folds, split_metadata  # noqa: E402
 from sierlib.records import read_record  # noqa: E402
 
@@ -51,7 +52,7 @@ def test_second_call_is_a_cache_hit(synthetic_meta, egemaps, cache, monkeypatch)
 def test_functionals_match_opensmile_directly(synthetic_meta, egemaps):
     import opensmile
 
-    from sierlib.corpora import read_audio
+    from sierlib.audio import read_audio
 
     row = synthetic_meta.iloc[5]
     smile = opensmile.Smile(feature_set="eGeMAPSv02", feature_level="Functionals")
@@ -174,22 +175,23 @@ def test_run_all_skips_finished_and_table(synthetic_meta, egemaps, cache, tmp_pa
 
 
 def test_cli_table_only(tmp_path, capsys):
-    classical.main(["--table-only", "--out-dir", str(tmp_path)])
+    sier(["classical", "--table-only", "--out-dir", str(tmp_path)])
     assert "mean ± std over folds" in capsys.readouterr().out
 
 
 @pytest.mark.slow
 def test_command_line_runs_a_fold_with_parallel_extraction(tmp_path):
-    """``python -m sierlib.classical`` with joblib workers (the module runs as __main__ there)."""
+    """``sier classical`` with joblib workers: they unpickle the extraction function from sierlib.classical."""
     import subprocess
     import sys
 
-    from sierlib.corpora import REPO_ROOT, load_metadata
+    from sierlib.corpora import load_metadata
+    from sierlib.paths import REPO_ROOT
     from sierlib.synthetic import make_synthetic_corpus
 
     make_synthetic_corpus(tmp_path / "data", n_speakers=6, n_per_emotion=1, seed=1)
     out = subprocess.run(
-        [sys.executable, "-m", "sierlib.classical", "--corpus", "synthetic", "--feature-sets", "eGeMAPSv02",
+        [sys.executable, "-m", "sierlib.cli", "classical", "--corpus", "synthetic", "--feature-sets", "eGeMAPSv02",
          "--folds", "0", "--n-jobs", "2", "--data-root", str(tmp_path / "data"), "--cache", str(tmp_path / "cache"),
          "--out-dir", str(tmp_path / "out")],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)

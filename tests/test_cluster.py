@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import sierlib.sweep as sweep
+from sierlib.cli import main as sier
 from sierlib import cluster
 from sierlib.records import write_record
 from sierlib.sweep import plan_sweep
@@ -27,7 +27,7 @@ def distributed():
 
 
 def dask_sweep_cli(tmp_path, *args):
-    return sweep.main(["--corpus", "synthetic", "--gammas", "none", "--depths", "1", "--set",
+    return sier(["sweep", "--corpus", "synthetic", "--gammas", "none", "--depths", "1", "--set",
                        *(f"{k}={v}" for k, v in TINY.items()), "--out-dir", str(tmp_path / "runs"), *args])
 
 
@@ -67,7 +67,7 @@ def test_cli_on_a_local_cluster_reports_finished_and_failed_runs(distributed, sy
     """`sier sweep --cluster local:1`: a run with a finished record is not submitted and is
     counted as already finished; a failed run comes back with its error and executed notebook."""
     monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
-    monkeypatch.setattr(sweep, "NOTEBOOK_DIR", tmp_path / "nbs")
+    monkeypatch.setattr(cluster, "NOTEBOOK_DIR", tmp_path / "nbs")
     done, bad = plan_sweep("synthetic", folds=[0, 3], gammas=[None], depths=[1], **TINY)  # 6 speakers: no fold 3
     write_record({"status": "finished", "name": done.name, "config": done.to_dict()}, tmp_path / "runs")
     rc = dask_sweep_cli(tmp_path, "--folds", "0", "3", "--data-root", str(synthetic_root), "--cluster", "local:1")

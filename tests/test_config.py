@@ -47,12 +47,27 @@ def test_name_depends_on_every_field_and_not_on_options():
 
 
 def test_earlier_encoder_sizes_enter_the_name(monkeypatch):
-    import sierlib.encoders
+    import dataclasses
+
+    from sierlib.registry import ENCODER_INFO
 
     name = RunConfig(encoder="tdnn_bilstm").name
-    sizes = sierlib.encoders.encoder_sizes("tdnn_bilstm")
-    monkeypatch.setattr(sierlib.encoders, "encoder_sizes", lambda e: {**sizes, "lstm_hidden": 32})
+    info = ENCODER_INFO["tdnn_bilstm"]
+    monkeypatch.setitem(ENCODER_INFO, "tdnn_bilstm", dataclasses.replace(info, sizes={**info.sizes, "lstm_hidden": 32}))
     assert RunConfig(encoder="tdnn_bilstm").name != name
+
+
+def test_the_encoder_registry_matches_the_encoder_classes():
+    """The registry below the configuration names each encoder class's title, features and sizes."""
+    from sierlib.encoders import encoder_sizes
+    from sierlib.model import ENCODERS
+    from sierlib.registry import ENCODER_INFO
+
+    assert list(ENCODER_INFO) == list(ENCODERS)
+    for name, cls in ENCODERS.items():
+        info = ENCODER_INFO[name]
+        assert (info.title, info.feature_kind) == (cls.title, cls.feature_kind)
+        assert info.sizes == (None if name == "2dcnn_bigru" else encoder_sizes(name))
 
 
 def test_record_round_trip_and_unknown_fields():
@@ -85,20 +100,3 @@ def test_04_parameters_cell_mirrors_the_config():
     assert {k: namespace[k] for k in OPTION_DEFAULTS} == OPTION_DEFAULTS
     config, options = from_parameters(namespace)
     assert config == RunConfig() and options == RunOptions()
-
-
-def test_migration_keeps_non_default_preprocessing_and_is_idempotent(tmp_path):
-    from sierlib.migrate_records import migrate_folder, migrate_record
-
-    config = RunConfig(highpass_hz=None, fold=2)
-    old_params = {**{k: v for k, v in config.to_dict().items() if k not in ("highpass_hz", "top_db")},
-                  "device": "auto", "features": config.feature_params}
-    old = {"status": "finished", "name": "emodb-fold2-old-name", "params": old_params, "test_accuracy": 0.5}
-    new = migrate_record(old)
-    assert RunConfig.from_record(new) == config and new["name"] == config.name and new["test_accuracy"] == 0.5
-    (tmp_path / "emodb").mkdir()
-    (tmp_path / "emodb" / "emodb-fold2-old-name.json").write_text(json.dumps(old))
-    assert migrate_folder(tmp_path, checkpoints=tmp_path / "ckpt", results_dir=tmp_path) == {
-        "emodb-fold2-old-name": config.name}
-    assert migrate_folder(tmp_path, checkpoints=tmp_path / "ckpt", results_dir=tmp_path) == {}
-    assert [p.stem for p in (tmp_path / "emodb").iterdir()] == [config.name]

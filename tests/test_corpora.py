@@ -16,8 +16,8 @@ import pytest
 import soundfile as sf
 
 import sierlib.cli
-from sierlib.corpora import (MIN_SPEECH_S, CorpusError, check_audio_file, check_recordings, load_metadata,
-                             read_audio, sounding_span)
+from sierlib.audio import CorpusError, MIN_SPEECH_S, check_audio_file, check_recordings, read_audio, sounding_span
+from sierlib.corpora import load_metadata
 
 EMODB_COUNTS = {"anger": 127, "boredom": 81, "disgust": 46, "fear": 69, "happiness": 71,
                 "sadness": 62, "neutral": 79}

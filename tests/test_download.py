@@ -24,7 +24,7 @@ import soundfile as sf
 
 import sierlib.cli
 import sierlib.download as dl
-from sierlib.corpora import CorpusError
+from sierlib.audio import CorpusError
 from sierlib.download import download_corpus, fetch, read_checksums, verify_corpus, verify_files
 
 ARCHIVE = dl.SOURCES["emodb"]["archive"]

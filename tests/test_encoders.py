@@ -6,14 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from sierlib.config import RunConfig, RunOptions
 from sierlib.corpora import EMODB_EMOTIONS
 from sierlib.encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder, encoder_sizes
-from sierlib.features import cache_key, check_feature_params, extract_features, speech_mask
-from sierlib.model import SIERNet, gradient_reversal, layer_table
-from sierlib.synthetic import _EMOTION_STYLE
-from sierlib.config import RunConfig, RunOptions
 from sierlib.experiments import run
+from sierlib.feature_stats import speech_mask
+from sierlib.features import cache_key, extract_features
+from sierlib.model import SIERNet, gradient_reversal, layer_table
 from sierlib.records import read_record
+from sierlib.registry import check_feature_params
+from sierlib.synthetic import _EMOTION_STYLE
 
 N_FEATURES = {"tdnn_bilstm": 20, "1dcnn_gru": 42}
 CLASSES = {"tdnn_bilstm": TDNNBiLSTMEncoder, "1dcnn_gru": CNN1DGRUEncoder}

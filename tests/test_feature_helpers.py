@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from sierlib.features import (coefficient_stats, fit_standardiser, padding_fraction, silence_margins,
-                              speech_mask, utterance_means)
+from sierlib.feature_stats import coefficient_stats, fit_standardiser, padding_fraction, silence_margins, speech_mask, utterance_means
 
 
 def test_silence_margins_agree_with_the_feature_pipeline(synthetic_meta, synthetic_feats):

@@ -9,9 +9,11 @@ import pytest
 import soundfile as sf
 
 import sierlib.features as features
-from sierlib.corpora import CorpusError, load_metadata
-from sierlib.features import (check_feature_params, extract_features, fit_standardiser, highpass,
-                              standardise, trim_silence)
+from sierlib.audio import CorpusError
+from sierlib.corpora import load_metadata
+from sierlib.feature_stats import fit_standardiser, silence_margins, standardise
+from sierlib.features import extract_features, highpass, trim_silence
+from sierlib.registry import check_feature_params
 
 
 def test_highpass_removes_rumble_and_keeps_voice():
@@ -135,7 +137,7 @@ def test_extraction_warms_the_numba_cache_before_any_worker_starts(synthetic_met
     with pytest.raises(Stop):
         extract_features(synthetic_meta.iloc[:2], use_cache=False, n_jobs=2, progress=False)
     with pytest.raises(Stop):
-        features.silence_margins(synthetic_meta.iloc[:2], n_jobs=2, progress=False)
+        silence_margins(synthetic_meta.iloc[:2], n_jobs=2, progress=False)  # runs through features.run_parallel
     assert calls == ["warm", "workers"] * 2
 
 

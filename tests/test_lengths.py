@@ -14,9 +14,11 @@ from torch import nn
 
 from sierlib.batching import batches, bucket_batches, crop_to_longest, frames_computed
 from sierlib.encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder, encoder_sizes
-from sierlib.features import FEATURE_KINDS, Features, fit_standardiser, speech_mask, standardise
+from sierlib.feature_stats import fit_standardiser, speech_mask, standardise
+from sierlib.features import Features
 from sierlib.layers import conv_output_length, stats_pool
-from sierlib.model import ENCODERS, Encoder, SIERNet, gru_input_sizes
+from sierlib.model import Encoder, ENCODERS, SIERNet, gru_input_sizes
+from sierlib.registry import FEATURE_KINDS
 
 
 # ---- the code before the masked path, verbatim but for names -----------------------------------

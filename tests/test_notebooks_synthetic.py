@@ -17,10 +17,10 @@ import papermill as pm
 import pytest
 
 from sierlib.config import RunConfig, RunOptions
-from sierlib.corpora import PRETTY
 from sierlib.experiments import run
 from sierlib.folds import fold_speakers, make_folds, n_folds, split_metadata
 from sierlib.model import ENCODERS
+from sierlib.registry import PRETTY
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,11 @@ import torch
 import sierlib.folds
 from sierlib.config import RunConfig, RunOptions
 from sierlib.corpora import load_metadata
-from sierlib.experiments import load_corpus_features, run
-from sierlib.folds import fold_data, split_metadata
-from sierlib.predict import load_network, main, probabilities, recording_features
+from sierlib.dataset import fold_data, load_corpus_features
+from sierlib.experiments import run
+from sierlib.folds import split_metadata
+from sierlib.cli import main as sier
+from sierlib.predict import load_network, probabilities, recording_features
 from sierlib.train import predict
 
 TINY = dict(n_filters=8, gru_hidden=8, fc_hidden=8, batch_size=8, epochs=2)
@@ -56,7 +58,7 @@ def trained(manifest, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SIER_CACHE", str(tmp / "feature cache"))
-        mp.setattr(sierlib.folds, "FOLDS_DIR", tmp / "fold tables")
+        mp.setattr(sierlib.folds, "LOCAL_FOLDS", tmp / "fold tables")
         config = RunConfig(corpus=manifest, fold=1, **TINY)
         options = RunOptions(device="cpu", out_dir=str(tmp / "runs out"), save_model=True)
         record, model = run(config, options, progress=False, return_model=True)
@@ -113,7 +115,7 @@ def test_predict_a_folder_with_a_broken_file(trained, tmp_path, capsys):
     (folder / "notes.txt").write_text("not audio: not searched")
     out = tmp_path / "out dir" / "predictions.csv"
     out.parent.mkdir()
-    assert main([trained.record["model"], str(folder), "--out", str(out)]) == 1  # not every file predicted
+    assert sier(["predict", trained.record["model"], str(folder), "--out", str(out)]) == 1  # not every file predicted
     stdout, stderr = capsys.readouterr()
     table = pd.read_csv(out)
     assert sorted(Path(f).name for f in table.file) == ["plain copy.wav", "stereo 44k.flac", "vorbis.ogg"]
@@ -122,7 +124,7 @@ def test_predict_a_folder_with_a_broken_file(trained, tmp_path, capsys):
     assert list(table.emotion) == [EMOTIONS[k] for k in probs.argmax(axis=1)]
     assert len(stdout.strip().splitlines()) == 3 and "\t" in stdout
     assert "broken.wav" in stderr and "short.wav" in stderr and "3 predicted, 2 skipped" in stderr
-    assert main([trained.record["model"], str(folder / "plain copy.wav")]) == 0
+    assert sier(["predict", trained.record["model"], str(folder / "plain copy.wav")]) == 0
 
 
 def test_load_network_names_a_bad_file(tmp_path):
@@ -131,4 +133,4 @@ def test_load_network_names_a_bad_file(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match=r"other.pt is not a network saved by sierlib"):
         load_network(tmp_path / "other.pt")
-    assert main([str(tmp_path / "none.pt"), str(tmp_path)]) == 2
+    assert sier(["predict", str(tmp_path / "none.pt"), str(tmp_path)]) == 2

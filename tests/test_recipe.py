@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from sierlib import recipe
-from sierlib.recipe import Stage, crossed_best_epoch_accuracy, decide, stage_configs, study, validation_score
 from sierlib.corpora import corpus_info
+from sierlib.recipe import Stage, crossed_best_epoch_accuracy, decide, stage_configs, study, validation_score
 from sierlib.records import write_record
 
 
@@ -154,7 +154,7 @@ def test_an_option_refused_for_another_reason_is_a_mistake_not_a_silent_skip(tmp
 def test_recipe_comparison_reads_the_recipe_selection_and_pairs_al_with_without(tmp_path):
     from sierlib.config import RunConfig
     from sierlib.recipe import recipe_config
-    from sierlib.results import recipe_comparison
+    from sierlib.recipe_tables import recipe_comparison
 
     recipe = {"lengths": "masked", "selection": "swa"}
     study_dir, reference = tmp_path / "study", tmp_path / "reference"
@@ -243,7 +243,7 @@ def test_feature_variants_are_those_the_undecided_stages_can_read():
 
 
 def test_al_gamma_is_chosen_on_validation_not_test():
-    from sierlib.results import al_chosen_on_validation
+    from sierlib.recipe_tables import al_chosen_on_validation
 
     rows = [("2dcnn_bigru", 1, "without AL", 70.0, "71.0 ± 1.0", np.nan, np.nan, np.nan),
             ("2dcnn_bigru", 1, "1.25", 68.0, "75.0 ± 1.0", 4.0, 0.1, 5),  # best on test, not on validation
@@ -262,7 +262,7 @@ def test_al_gamma_is_chosen_on_validation_not_test():
 
 def test_recipe_curves_are_one_row_per_run_and_epoch_in_percent(tmp_path):
     from sierlib.recipe import recipe_config
-    from sierlib.results import recipe_curves
+    from sierlib.recipe_tables import recipe_curves
 
     recipe = {"lengths": "masked", "selection": "swa"}
     for gamma in (None, 2.5):
@@ -289,7 +289,7 @@ def _confusion(correct, n=len(corpus_info("emodb").emotions)):
 
 def test_recall_by_emotion_compares_the_runs_every_gamma_has(tmp_path):
     from sierlib.recipe import recipe_config
-    from sierlib.results import recipe_recall_by_emotion
+    from sierlib.recipe_tables import recipe_recall_by_emotion
 
     recipe = {"lengths": "masked", "selection": "swa"}
     n = len(corpus_info("emodb").emotions)
@@ -309,8 +309,8 @@ def test_recall_by_emotion_compares_the_runs_every_gamma_has(tmp_path):
 
 def test_recall_change_is_paired_over_folds_per_depth(tmp_path):
     from sierlib.recipe import recipe_config
+    from sierlib.recipe_tables import recipe_recall_change
     from sierlib.records import record_path
-    from sierlib.results import recipe_recall_change
 
     recipe = {"lengths": "masked", "selection": "swa"}
     n = len(corpus_info("emodb").emotions)
@@ -334,7 +334,7 @@ def test_recall_change_is_paired_over_folds_per_depth(tmp_path):
 
 def test_recipe_tables_are_written_from_the_records_with_offline_kept_apart(tmp_path):
     from sierlib.recipe import recipe_config
-    from sierlib.results import recipe_tables, write_recipe_tables
+    from sierlib.recipe_tables import recipe_tables, write_recipe_tables
 
     recipe = {"lengths": "masked", "selection": "swa"}
     study_dir, path = tmp_path / "study", tmp_path / "out" / "recipe_tables.csv"
@@ -368,15 +368,19 @@ def test_recipe_tables_are_written_from_the_records_with_offline_kept_apart(tmp_
 def test_recipe_commands_keep_your_runs_apart_from_the_committed_study(tmp_path, monkeypatch, capsys):
     from types import SimpleNamespace
 
-    from sierlib import sweep
-    from sierlib.recipe import STAGES, main, recipe_config
+    from sierlib import workers
+    from sierlib.cli import main as sier
+    from sierlib.recipe import STAGES, recipe_config
+
+    def main(argv):
+        return sier(["recipe", *argv])
 
     committed, local = tmp_path / "committed", tmp_path / "local"
     monkeypatch.setattr(recipe, "STUDY_RUNS", committed)
     monkeypatch.setattr(recipe, "LOCAL_RECIPE", local)
     monkeypatch.setattr(recipe, "DECISIONS", tmp_path / "recipe_decisions.csv")
     trained = []
-    monkeypatch.setattr(sweep, "run_in_process", lambda todo, out_dir, **kw: trained.append(
+    monkeypatch.setattr(workers, "run_in_process", lambda todo, out_dir, **kw: trained.append(
         (sorted(c.fold for c in todo), Path(out_dir))) or SimpleNamespace(failed=[]))
 
     def run(config, folder, acc=0.6):
@@ -408,8 +412,9 @@ def test_recipe_commands_keep_your_runs_apart_from_the_committed_study(tmp_path,
 
 
 def test_the_committed_decisions_and_recipe_tables_are_those_of_the_committed_runs(tmp_path):
+    from sierlib.paths import RECIPE_TABLES
     from sierlib.recipe import DECISIONS, write_decisions
-    from sierlib.results import RECIPE_TABLES, recipe_tables
+    from sierlib.recipe_tables import recipe_tables
 
     found = study()
     write_decisions(found.decisions, tmp_path / "decisions.csv")

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from sierlib.config import RunConfig, RunOptions
+from sierlib.dataset import fold_data
 from sierlib.experiments import run
-from sierlib.folds import fold_data
 
 TINY = dict(corpus="synthetic", gamma=2.5, n_filters=8, gru_hidden=8, fc_hidden=8, epochs=3, batch_size=8)
 
@@ -113,7 +113,7 @@ def test_change_speed_shortens_and_raises_the_pitch():
 
 
 def test_speed_enters_the_feature_params_only_when_perturbed():
-    from sierlib.features import check_feature_params
+    from sierlib.registry import check_feature_params
 
     assert "speed" not in check_feature_params()  # unperturbed cache keys and records stay as they were
     assert check_feature_params(speed=0.9)["speed"] == 0.9

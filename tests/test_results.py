@@ -5,8 +5,9 @@ import pytest
 
 from sierlib.config import RunConfig
 from sierlib.corpora import corpus_info
-from sierlib.results import (PAPER_TABLE1, al_vs_without, collect_runs, load_runs_csv, paired_test, records_frame,
-                             select_on_validation, seed_averaged_test, seed_spread, summarise, table1, table2)
+from sierlib.results import (PAPER_TABLE1, al_vs_without, collect_runs, paired_test, seed_averaged_test, seed_spread,
+                             select_on_validation, summarise, table1, table2)
+from sierlib.stats import records_frame
 
 
 def run(fold, gamma, acc, *, depth=1, seed=0, encoder="2dcnn_bigru", n_filters=64, val=0.5, corpus="emodb", **kw):
@@ -120,7 +121,7 @@ def test_unlike_runs_are_never_paired_or_averaged():
 
 def test_regenerated_tables_equal_the_committed_ones(tmp_path):
     """Migrated records give exactly the committed tables (numbers, not just shapes)."""
-    from sierlib.records import RESULTS
+    from sierlib.paths import RESULTS
     from sierlib.results import build_tables
 
     t = build_tables()
@@ -142,7 +143,7 @@ def test_runs_csv_round_trip(tmp_path):
     for r in rows:
         write_record({**r, "curves": []}, tmp_path / "runs")
     written = collect_runs("emodb", tmp_path / "runs", tmp_path / "runs_emodb.csv")
-    back = load_runs_csv("emodb", tmp_path)
+    back = pd.read_csv(tmp_path / "runs_emodb.csv", dtype={"gamma": str, "setting": str})
     assert len(back) == len(written) == 6 and set(back.gamma) == {"without AL", "2.5"}
     assert back.setting.nunique() == 2
 

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 import sierlib.sweep as sweep
+from sierlib.cli import main as sier
 from sierlib.config import RunConfig
 from sierlib.results import collect_runs
-from sierlib.sweep import bundle_records, plan_sweep, run_sweep, unbundle_records
+from sierlib.sweep import plan_sweep, run_sweep
+from sierlib.workers import bundle_records, unbundle_records
 
 TINY = dict(n_filters=8, gru_hidden=8, fc_hidden=8, epochs=1, batch_size=8)
 
@@ -85,7 +87,7 @@ def test_a_failed_run_is_reported_with_its_notebook_and_others_go_on(tmp_path, m
         write_record({"status": "finished", "name": config.name, "config": config.to_dict()}, options.out_dir)
         return nb_dir / f"{config.name}.ipynb"
 
-    monkeypatch.setattr(sweep, "_execute", fake_execute)
+    monkeypatch.setattr(sweep, "execute_notebook", fake_execute)
     report = run_sweep(plan, workers=2, out_dir=tmp_path, notebook_dir=tmp_path / "nbs", progress=False)
     assert len(report.finished) == len(plan) - 1
     assert [f[0] for f in report.failed] == [bad]
@@ -112,11 +114,11 @@ def test_the_notebook_gets_exactly_its_parameters_cell():
 
 
 def test_sweep_cli_sets_any_config_field_and_refuses_unknown_ones(capsys):
-    assert sweep.main(["--corpus", "emodb", "--folds", "0", "--gammas", "none", "--depths", "1",
+    assert sier(["sweep", "--corpus", "emodb", "--folds", "0", "--gammas", "none", "--depths", "1",
                        "--set", "epochs=60", "lr=5e-4", "--dry-run"]) == 0
     assert "1 runs planned" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        sweep.main(["--set", "stride=1", "--dry-run"])
+        sier(["sweep", "--set", "stride=1", "--dry-run"])
     assert "stride" in capsys.readouterr().err
 
 
@@ -124,7 +126,7 @@ def test_sweep_cli_sets_any_config_field_and_refuses_unknown_ones(capsys):
 def test_in_process_sweep_from_a_pack_gives_the_same_records(synthetic_root, synthetic_cache, tmp_path, monkeypatch):
     """The GPU path: worker processes that keep the features in memory, reading a pack instead of
     the audio, write the same finished records (names, resumability) as the notebook path."""
-    from sierlib.sweep import run_in_process, write_pack
+    from sierlib.workers import run_in_process, write_pack
 
     monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
     written = write_pack(tmp_path / "pack", "synthetic", data_root=synthetic_root)
@@ -164,7 +166,7 @@ def test_a_pack_carries_feature_variants_and_names_a_missing_one(synthetic_root,
     import queue
 
     from sierlib.config import RunOptions
-    from sierlib.sweep import load_pack, pack_file, write_pack
+    from sierlib.workers import load_pack, pack_file, write_pack
 
     monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
     tiny = dict(corpus="synthetic", gamma=None, epochs=1, n_filters=4, gru_hidden=4, fc_hidden=4, lengths="masked")

@@ -1,0 +1,89 @@
+"""A fold's data, ready for a network: a corpus's metadata and features
+(:func:`load_corpus_features`), and the standardised tensors of one fold (:func:`fold_data`),
+with the standardiser fitted on the fold's training speakers only. The top of the data layer:
+runs, probes and benchmarks start here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .config import RunConfig
+from .corpora import corpus_info, load_metadata
+from .feature_stats import fit_standardiser, standardise
+from .features import Features, extract_features
+from .folds import fold_speakers, make_folds, split_metadata
+
+
+def load_corpus_features(config: RunConfig, data_root=None, progress: bool = True) -> tuple[pd.DataFrame, Features]:
+    """The metadata and the features (of the kind the config's encoder reads) of its corpus."""
+    meta = load_metadata(config.corpus, data_root)
+    return meta, extract_features(meta, progress=progress, **config.feature_params)
+
+
+def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None, masked: bool = False,
+              per_speaker: bool = False, speed_feats: dict | None = None) -> dict:
+    """Standardised tensors and labels of one fold, ready for training.
+
+    The standardiser's statistics come from the fold's training speakers only; with ``masked``
+    from their speech frames only, and the zero padding stays exactly 0 (the length-aware
+    network's input). With ``per_speaker`` every speaker, the test speakers included, is
+    standardised with the statistics of its own utterances instead: the "offline" setting of
+    other papers, which uses the test speakers' (unlabelled) audio; ``mean``/``std`` are then
+    None. ``speed_feats`` (``{speed: Features}``, speed-perturbed copies of the corpus; masked
+    only) adds ``speed_X`` ``(1 + n_speeds, n_train, rows, frames)`` and ``speed_lengths`` to the
+    training role: row 0 is ``X`` itself, the others the perturbed copies, standardised with the
+    same statistics and zero-padded to the widest. Returns ``{"emotions", "train_speakers", "mean", "std", "train", "val",
+    "test"}``; each role holds ``X`` (float32 tensor), ``lengths`` (true frames per utterance),
+    ``y`` (emotion indices in the corpus's label order), ``speakers``, and the training role also
+    ``s`` (speaker indices for the adversary).
+    """
+
+    emotions = list(corpus_info(str(meta["corpus"].iloc[0])).emotions)
+    folds = make_folds(meta) if folds is None else folds
+    parts = split_metadata(meta, folds, fold)
+    train_speakers = fold_speakers(folds, fold)["train"]
+    emo_index = {e: i for i, e in enumerate(emotions)}
+    unknown = set(meta["emotion"]) - set(emo_index)
+    if unknown:
+        raise ValueError(f"unknown emotion labels {sorted(unknown)}; this corpus has {', '.join(emotions)}")
+    lengths = {role: feats.select(m, feats.n_frames) for role, m in parts.items()}
+    if per_speaker:
+        # each speaker's own statistics (over its unperturbed utterances)
+        mean = std = None
+        speaker_stats = {spk: fit_standardiser(feats.select(m_spk), feats.select(m_spk, feats.n_frames) if masked else None)
+                         for spk, m_spk in meta.groupby("speaker")}
+    else:
+        mean, std = fit_standardiser(feats.select(parts["train"]), lengths["train"] if masked else None)
+
+    def standardised(f, m, n):
+        if not per_speaker:
+            return standardise(f.select(m), mean, std, n)
+        X = np.empty((len(m), f.X.shape[1], f.X.shape[2]), dtype=np.float32)
+        for spk in m["speaker"].unique():
+            rows = (m["speaker"] == spk).to_numpy()
+            X[rows] = standardise(f.select(m[rows]), *speaker_stats[spk], None if n is None else n[rows])
+        return X
+
+    out = {"emotions": emotions, "train_speakers": train_speakers, "mean": mean, "std": std}
+    for role, m in parts.items():
+        X = standardised(feats, m, lengths[role] if masked else None)
+        out[role] = {"X": torch.from_numpy(X), "lengths": torch.from_numpy(lengths[role].astype("int64")),
+                     "y": torch.tensor([emo_index[e] for e in m["emotion"]]),
+                     "speakers": m["speaker"].tolist()}
+    if speed_feats:
+        if not masked:
+            raise ValueError("speed_feats needs masked=True: perturbed utterances have lengths of their own")
+        m = parts["train"]
+        copies = [(out["train"]["X"].numpy(), lengths["train"])]
+        for f in speed_feats.values():
+            n = f.select(m, f.n_frames)
+            copies.append((standardised(f, m, n), n))
+        width = max(x.shape[-1] for x, _ in copies)
+        out["train"]["speed_X"] = torch.from_numpy(np.stack([np.pad(x, ((0, 0), (0, 0), (0, width - x.shape[-1])))
+                                                             for x, _ in copies]))
+        out["train"]["speed_lengths"] = torch.from_numpy(np.stack([n for _, n in copies]).astype("int64"))
+    spk_index = {s: i for i, s in enumerate(train_speakers)}
+    out["train"]["s"] = torch.tensor([spk_index[s] for s in out["train"]["speakers"]])
+    return out
