@@ -17,14 +17,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import benchmarks, classical, cluster, headline, probe, recipe, recipe_tables, results, sweep, workers
+from . import adversary, benchmarks, classical, cluster, headline, probe, recipe, recipe_tables, results, sweep, workers
 from .audio import CorpusError, check_recordings
 from .config import DEFAULTS, RunOptions
 from .corpora import corpus_info, load_metadata
 from .download import SOURCES, download_corpus, verify_corpus
 from .folds import fold_grid, make_folds, write_fold_table
-from .paper import DEPTHS, GAMMAS, TABLE2_ENCODERS
-from .paths import REFERENCE_RUNS, write_csv_atomic
+from .paper import BEST_GAMMA, DEPTHS, GAMMAS, TABLE2_ENCODERS
+from .paths import ADVERSARY_RUNS, LOCAL_ADVERSARY, REFERENCE_RUNS, RESULTS, STUDY_RUNS, write_csv_atomic
 from .predict import find_audio, iter_outputs, load_network, output_table
 from .records import runs_dir
 from .registry import CORPORA, PRETTY
@@ -200,6 +200,28 @@ def cmd_recipe(args) -> int:
     if found.pending:
         print("not decided yet (runs missing):", ", ".join(found.pending))
     return 1 if failed else 0
+
+
+def cmd_adversary(args) -> int:
+    if args.reference and args.runs_dir is not None:
+        raise CommandError("--reference writes into the committed study (results/adversary/runs); leave out --runs-dir")
+    out_dir = ADVERSARY_RUNS if args.reference else Path(args.runs_dir) if args.runs_dir else LOCAL_ADVERSARY / "runs"
+    if args.action == "tables":
+        folder = ADVERSARY_RUNS if args.reference else out_dir
+        for path in adversary.write_adversary_tables(folder, RESULTS if args.reference else LOCAL_ADVERSARY):
+            print("wrote", path)
+        return 0
+    recipe_now = recipe.study(STUDY_RUNS).recipe
+    gamma = BEST_GAMMA[args.corpus] if args.gamma is None else args.gamma
+    plan = adversary.adversary_plan(recipe_now, args.corpus, gamma, args.strengths, args.depths, args.seeds,
+                                    args.folds)
+    todo = sweep.unfinished(plan, out_dir)
+    print(f"adversary study on {args.corpus}, γ {gamma}, recipe {json.dumps(recipe_now, sort_keys=True)}: "
+          f"{len(plan)} probe runs planned, {len(todo)} to train into {out_dir}")
+    report = workers.run_in_process(todo, workers=args.workers, out_dir=out_dir, device=args.device,
+                                    data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
+    print(report)
+    return 1 if report.failed else 0
 
 
 # --- saved networks ------------------------------------------------------------------------------
@@ -412,6 +434,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the decision table (CSV) goes; the recipe's tables are written beside it, as "
                         "recipe_tables.csv and .md (default: results/local/recipe/, with --reference "
                         "results/recipe_decisions.csv)")
+
+    p = command("adversary", cmd_adversary, "the adversary study: speaker information and emotion as the "
+                "adversary's strength grows (probe runs)", adversary.__doc__)
+    p.add_argument("action", choices=("run", "tables"),
+                   help="run: train the probe runs of --corpus (resumable); tables: write probes_<corpus>.csv and "
+                        "adversary_tables.csv/.md from the finished probe runs")
+    p.add_argument("--corpus", default="ravdess", choices=["emodb", "ravdess"])
+    p.add_argument("--gamma", type=float, default=None, help="γ of the AL runs (default: the paper's best for the corpus)")
+    p.add_argument("--strengths", type=float, nargs="+", default=list(adversary.STRENGTHS),
+                   help="the values of lambda_max (0: the capacity control; 1: the paper)")
+    p.add_argument("--depths", type=int, nargs="+", default=[1])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--folds", type=int, nargs="+", default=None, help="default: every fold")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--pack", default=None, help="read features from this folder (`sier pack --recipe`)")
+    p.add_argument("--max-minutes", type=float, default=None, help="start no run after this long")
+    p.add_argument("--runs-dir", default=None, help="where new probe runs go (default results/local/adversary/runs)")
+    p.add_argument("--reference", action="store_true",
+                   help="the committed study: runs into results/adversary/runs, tables into results/")
 
     for name, func in (("predict", cmd_predict), ("embed", cmd_embed)):
         p = command(name, func)

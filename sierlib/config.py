@@ -70,7 +70,9 @@ def _corpus_rule(v) -> bool:
 # the 2D CNN biGRU's own sizes: other encoders have theirs (recorded as ``encoder_sizes``)
 CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_stride", "conv_dropout")
 FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay", "conv_dropout", "ema_decay", "mixup_alpha", "highpass_hz",
-                "top_db", "speed_perturbation")
+                "top_db", "speed_perturbation", "lambda_max", "adversary_lr_scale", "speaker_holdout")
+# the speaker adversary's own knobs: without AL there is no speaker head for them to change
+ADVERSARY_FIELDS = ("lambda_max", "adversary_warmup_epochs", "adversary_lr_scale", "speaker_fc_hidden")
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,23 @@ class RunConfig:
                                 "standardised with its own audio, as some papers report (kept apart)")
     top_db: float = _param(30.0, (lambda v: _is_num(v) and 0 < v <= 120, "a number of decibels in (0, 120]"),
                            "silence trimming threshold below the peak")
+    # --- the adversary's knobs (issue 26); each default is the paper ---
+    lambda_max: float = _param(1.0, (lambda v: _is_num(v) and 0 <= v <= 100, "a number in [0, 100]"),
+                               "scale of the adversarial weight: lambda(p) = lambda_max (2 / (1 + e^(-gamma p)) - 1); "
+                               "0 is the capacity control: the speaker head learns, the encoder is not pushed")
+    adversary_warmup_epochs: int = _param(0, _int_in(0, 10000),
+                                          "epochs at the start with lambda held at 0, so the speaker head learns "
+                                          "before it is reversed")
+    adversary_lr_scale: float = _param(1.0, (lambda v: _is_num(v) and 0 < v <= 100, "a number in (0, 100]"),
+                                       "learning-rate multiplier of the speaker head (the adversary's strength)")
+    speaker_fc_hidden: int | None = _param(None, (lambda v: v is None or (_is_int(v) and 1 <= v <= 4096),
+                                                  "None (= fc_hidden) or an int in 1..4096"),
+                                           "units of the speaker head's hidden layers")
+    speaker_holdout: float = _param(0.0, (lambda v: _is_num(v) and (v == 0 or 0.05 <= v <= 0.5),
+                                          "0 (off) or a number in [0.05, 0.5]"),
+                                    "share of each training speaker's utterances held out of training (stratified "
+                                    "by emotion): a probe run, which records the speaker information of its "
+                                    "embedding (sierlib.speakerinfo)")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -173,6 +192,12 @@ class RunConfig:
             if not active and getattr(self, knob) != DEFAULTS[knob]:
                 raise ValueError(f"{knob}={getattr(self, knob)!r} has no effect here ({'lr_schedule is constant' if knob == 'warmup_epochs' else 'no masks of that kind'}); "
                                  f"leave it at its default {DEFAULTS[knob]!r}")
+        if not self.al:
+            changed = [f"{k}={getattr(self, k)!r}" for k in ADVERSARY_FIELDS if getattr(self, k) != DEFAULTS[k]]
+            if changed:
+                raise ValueError(f"{', '.join(changed)}: the adversary's knobs need a speaker head, which only AL "
+                                 f"runs have; set gamma (lambda_max=0 gives the capacity control) or leave them at "
+                                 f"their defaults")
         if self.speed_perturbation and self.lengths != "masked":
             raise ValueError(f"speed_perturbation={self.speed_perturbation!r} changes each utterance's length, which "
                              f"only length-aware runs follow: set lengths='masked' too (or speed_perturbation=0)")

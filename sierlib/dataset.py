@@ -22,8 +22,22 @@ def load_corpus_features(config: RunConfig, data_root=None, progress: bool = Tru
     return meta, extract_features(meta, progress=progress, **config.feature_params)
 
 
+def holdout_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split the training speakers' rows into those trained on and a held-out ``share`` of each
+    speaker's utterances, stratified by emotion (of each speaker x emotion group of n utterances,
+    round(share n) are held out, at most n - 1), drawn with ``seed``. Returns ``(train, holdout)``."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for _, group in train.groupby(["speaker", "emotion"], sort=True):
+        k = min(int(np.floor(share * len(group) + 0.5)), len(group) - 1)
+        held += list(rng.choice(group.index.to_numpy(), size=k, replace=False)) if k > 0 else []
+    keep = ~train.index.isin(held)
+    return train[keep].reset_index(drop=True), train.loc[sorted(held)].reset_index(drop=True)
+
+
 def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None, masked: bool = False,
-              per_speaker: bool = False, speed_feats: dict | None = None) -> dict:
+              per_speaker: bool = False, speed_feats: dict | None = None, holdout: float = 0.0,
+              holdout_seed: int = 0) -> dict:
     """Standardised tensors and labels of one fold, ready for training.
 
     The standardiser's statistics come from the fold's training speakers only; with ``masked``
@@ -37,12 +51,17 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     same statistics and zero-padded to the widest. Returns ``{"emotions", "train_speakers", "mean", "std", "train", "val",
     "test"}``; each role holds ``X`` (float32 tensor), ``lengths`` (true frames per utterance),
     ``y`` (emotion indices in the corpus's label order), ``speakers``, and the training role also
-    ``s`` (speaker indices for the adversary).
+    ``s`` (speaker indices for the adversary). With ``holdout`` > 0 (a probe run) a stratified
+    share of each training speaker's utterances (:func:`holdout_split`, drawn with
+    ``holdout_seed``) is taken out of the training role into a ``holdout`` role, which also holds
+    ``s``; the standardiser is fitted on the utterances that remain in training.
     """
 
     emotions = list(corpus_info(str(meta["corpus"].iloc[0])).emotions)
     folds = make_folds(meta) if folds is None else folds
     parts = split_metadata(meta, folds, fold)
+    if holdout:
+        parts["train"], parts["holdout"] = holdout_split(parts["train"], holdout, holdout_seed)
     train_speakers = fold_speakers(folds, fold)["train"]
     emo_index = {e: i for i, e in enumerate(emotions)}
     unknown = set(meta["emotion"]) - set(emo_index)
@@ -85,5 +104,6 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
                                                              for x, _ in copies]))
         out["train"]["speed_lengths"] = torch.from_numpy(np.stack([n for _, n in copies]).astype("int64"))
     spk_index = {s: i for i, s in enumerate(train_speakers)}
-    out["train"]["s"] = torch.tensor([spk_index[s] for s in out["train"]["speakers"]])
+    for role in ("train", "holdout") if holdout else ("train",):
+        out[role]["s"] = torch.tensor([spk_index[s] for s in out[role]["speakers"]])
     return out

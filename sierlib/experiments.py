@@ -23,6 +23,7 @@ from .paths import atomic_write
 from .predict import save_network
 from .records import REFERENCE_RUNS, git_commit, make_record, model_path, read_record, record_path, write_record
 from .registry import corpus_name, is_manifest
+from .speakerinfo import speaker_information
 from .train import (build_model, emotion_metrics, fit, part_lengths, predict, resolve_device, seed_everything,
                     speaker_accuracy)
 
@@ -73,7 +74,8 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             speed_feats = {f: extract_features(meta, progress=progress, **{**config.feature_params, "speed": f})
                            for f in config.speed_factors}
         data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked",
-                         per_speaker=config.normalisation == "per_speaker_offline", speed_feats=speed_feats)
+                         per_speaker=config.normalisation == "per_speaker_offline", speed_feats=speed_feats,
+                         holdout=config.speaker_holdout, holdout_seed=config.seed)
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(dev)
         result = fit(model, data, config, dev, progress=progress, desc=config.name)
@@ -96,6 +98,8 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             started=t0, device=str(dev) if dev.type == "cpu" else f"{dev} ({torch.cuda.get_device_name(dev)})",
             torch_threads=torch.get_num_threads(), commit=commit,
             manifest={"path": config.corpus, "sha256": manifest_sha256(config.corpus)} if is_manifest(config.corpus) else None)
+        if config.speaker_holdout:  # a probe run: how much speaker (and emotion) information the embedding holds
+            record["speaker_information"] = speaker_information(model, data, config, dev, seed=config.seed)
     finally:
         torch.set_num_threads(threads)
     if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)

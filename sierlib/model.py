@@ -147,7 +147,7 @@ class Encoder(nn.Module):
 
     def __init__(self, n_mfcc: int = 20, n_cnn_layers: int = 1, kernel_size: int = 5,
                  n_filters: int = 64, gru_hidden: int = 128, dropout: float = 0.3,
-                 conv_stride: int = 2, conv_dropout: float | None = None):
+                 conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None):
         super().__init__()
         if conv_stride not in (1, 2):
             raise ValueError(f"conv_stride must be 1 or 2; got {conv_stride!r}")
@@ -205,13 +205,14 @@ class SIERNet(nn.Module):
         are the arguments above.
     conv_stride, conv_dropout : the 2D CNN biGRU's convolution stride (2, or 1 for the
         "pool-only" reading) and the dropout inside its convolution blocks (None: ``dropout``).
+    speaker_hidden : hidden units of the speaker head (None: ``fc_hidden``).
     """
 
     def __init__(self, n_emotions: int, n_speakers: int | None = None, n_mfcc: int = 20,
                  n_cnn_layers: int = 1, kernel_size: int = 5, n_filters: int = 64,
                  gru_hidden: int = 128, fc_hidden: int = 64, dropout: float = 0.3,
                  encoder: str = "2dcnn_bigru", encoder_kwargs: dict | None = None,
-                 conv_stride: int = 2, conv_dropout: float | None = None):
+                 conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None):
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}; got {encoder!r}")
@@ -231,7 +232,8 @@ class SIERNet(nn.Module):
         self.encoder_name = encoder
         d = self.encoder.out_features
         self.emotion_head = classifier_head(d, fc_hidden, n_emotions, dropout)
-        self.speaker_head = classifier_head(d, fc_hidden, n_speakers, dropout) if n_speakers else None
+        self.speaker_head = (classifier_head(d, speaker_hidden or fc_hidden, n_speakers, dropout) if n_speakers
+                             else None)
 
     def forward(self, x: torch.Tensor, lambda_: float = 0.0, lengths: torch.Tensor | None = None):
         """Returns (emotion logits, speaker logits or None, pooled embedding).

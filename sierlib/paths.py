@@ -25,12 +25,15 @@ CLASSICAL_RUNS = RESULTS / "classical"  # openSMILE + SVM peers
 STUDY_RUNS = RESULTS / "recipe" / "runs"  # the recipe study's runs
 DECISIONS = RESULTS / "recipe_decisions.csv"
 RECIPE_TABLES = RESULTS / "recipe_tables.csv"  # and recipe_tables.md beside it
+ADVERSARY_RUNS = RESULTS / "adversary" / "runs"  # the adversary study's probe runs
+ADVERSARY_TABLES = RESULTS / "adversary_tables.csv"  # and adversary_tables.md beside it
 
 # git-ignored: your own runs and what is derived from them; never read by the committed tables
 LOCAL = RESULTS / "local"
 LOCAL_RUNS = LOCAL / "runs"
 LOCAL_FOLDS = LOCAL / "folds"  # a manifest corpus's fold table (your own corpus)
 LOCAL_RECIPE = LOCAL / "recipe"
+LOCAL_ADVERSARY = LOCAL / "adversary"
 EXECUTED_NOTEBOOKS = RESULTS / "notebooks"  # notebooks executed by sweeps
 CHECKPOINTS = REPO_ROOT / "cache" / "checkpoints"  # selected weights of `make run`; the probe reads them
 

@@ -15,7 +15,9 @@ short name, :func:`sierlib.registry.corpus_name`; a manifest's stem)::
     test_accuracy, test_uar, test_macro_f1, test_confusion, val_accuracy (of the config's
     selection), selections (the same for every selection method: best_val, swa, ema),
     best_epoch (the best validation epoch), train_speaker_accuracy_final (last epoch),
-    train_speaker_accuracy_best (the selected weights), curves (one row per epoch)
+    train_speaker_accuracy_best (the selected weights), curves (one row per epoch; a probe run's
+    rows also hold holdout_speaker_accuracy)
+    speaker_information (probe runs, speaker_holdout > 0, only) see sierlib.speakerinfo
     wall_time_s, device, torch_threads, versions, git_commit, finished_at
 
 Two folders hold records:

@@ -53,7 +53,7 @@ def build_model(config, n_emotions: int, n_speakers: int, n_features: int) -> SI
     return SIERNet(n_emotions, n_speakers if config.al else None, n_mfcc=n_features,
                    n_cnn_layers=config.n_cnn_layers, kernel_size=config.kernel_size, n_filters=config.n_filters,
                    gru_hidden=config.gru_hidden, fc_hidden=config.fc_hidden, dropout=config.dropout,
-                   encoder=config.encoder, encoder_kwargs=encoder_kwargs,
+                   encoder=config.encoder, encoder_kwargs=encoder_kwargs, speaker_hidden=config.speaker_fc_hidden,
                    **({"conv_stride": config.conv_stride, "conv_dropout": config.conv_dropout}
                       if config.encoder == "2dcnn_bigru" else {}))
 
@@ -273,7 +273,13 @@ def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc:
     Call :func:`seed_everything` before building the model: the initial weights and the dropout
     masks then follow the seed."""
     gen = torch.Generator().manual_seed(config.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.adversary_lr_scale != 1 and model.speaker_head is not None:  # the adversary learns at its own rate
+        head = {id(p) for p in model.speaker_head.parameters()}
+        groups = [{"params": [p for p in model.parameters() if id(p) not in head]},
+                  {"params": list(model.speaker_head.parameters()), "lr": config.lr * config.adversary_lr_scale}]
+    else:
+        groups = model.parameters()
+    opt = torch.optim.Adam(groups, lr=config.lr, weight_decay=config.weight_decay)
     # the training tensors go to the device once, not batch by batch
     # (the lengths and the speed-perturbed copies are indexed on the host, batch by batch)
     tr = {k: v.to(device) if torch.is_tensor(v) and k not in ("lengths", "speed_X", "speed_lengths") else v
@@ -284,8 +290,14 @@ def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc:
     scheduler = _cosine_schedule(opt, config, steps_per_epoch) if config.lr_schedule == "cosine" else None
     ema, swa = WeightAverage(config.ema_decay), WeightAverage()
 
+    warm_steps = config.adversary_warmup_epochs * steps_per_epoch
+
     def lambda_at(step):
-        return adversarial_weight(step / total_steps, config.gamma) if config.al else 0.0
+        if not config.al or step < warm_steps:
+            return 0.0
+        return config.lambda_max * adversarial_weight(step / total_steps, config.gamma)
+
+    holdout = data.get("holdout")  # a probe run: the speaker head is scored on utterances it never trained on
 
     val_speakers = np.asarray(va["speakers"])
 
@@ -313,6 +325,9 @@ def fit(model: SIERNet, data: dict, config, device, progress: bool = True, desc:
                        "train_emotion_accuracy": row.pop("train_emotion_accuracy"),
                        "val_emotion_loss": v_loss, "val_emotion_accuracy": v_acc,
                        "val_speaker_emotion_accuracy": v_by_speaker, **row})
+        if holdout is not None and model.speaker_head is not None:
+            curves[-1]["holdout_speaker_accuracy"] = speaker_accuracy(model, holdout, device,
+                                                                      part_lengths(holdout, config))
         if v_acc > best["val_accuracy"] or (v_acc == best["val_accuracy"] and v_loss < best["val_loss"]):
             best = {"val_accuracy": v_acc, "val_loss": v_loss, "best_epoch": epoch + 1,
                     "best_state": {k: v.detach().clone() for k, v in model.state_dict().items()}}

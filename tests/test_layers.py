@@ -18,8 +18,8 @@ LAYERS = {
     "data": ["audio", "download", "folds", "manifest", "corpora", "synthetic", "features", "feature_stats",
              "dataset"],
     "network": ["layers", "encoders", "model", "batching", "train"],
-    "one run": ["records", "predict", "experiments"],
-    "analysis": ["stats", "classical", "results", "recipe", "recipe_tables", "probe", "plots"],
+    "one run": ["records", "predict", "speakerinfo", "experiments"],
+    "analysis": ["stats", "classical", "results", "recipe", "recipe_tables", "probe", "adversary", "plots"],
     "launching": ["sweep", "workers", "cluster", "headline", "benchmarks"],
     "command line": ["cli"],
 }

@@ -1,0 +1,170 @@
+"""The adversary study: does the speaker adversary remove speaker information, and where does that
+help emotion? Probe runs (runs with ``speaker_holdout > 0``, see :mod:`sierlib.speakerinfo`) of
+the recipe at a depth, with the adversary's strength ``lambda_max`` going from 0 (the capacity
+control: the speaker head learns on the embedding, the encoder is not pushed, so the encoder is
+the network without AL) to strong, paired by fold and seed.
+
+The committed study is ``results/adversary/runs`` (written only by ``sier adversary run
+--reference``); its tables are derived here: ``results/probes_<corpus>.csv`` (one row per run)
+and ``results/adversary_tables.csv``/``.md`` (one row per setting: means ± std over fold x seed
+runs, and each AL setting paired against the capacity control of the same folds and seeds).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .config import RunConfig
+from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, RESULTS, atomic_write, write_csv_atomic
+from .recipe import recipe_config
+from .records import iter_records
+from .registry import CORPORA, PRETTY
+from .stats import fmt, gamma_label, markdown_table, mean_std, paired_test
+
+HOLDOUT = 0.2  # the share of each training speaker's utterances a probe run holds out
+STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0)  # lambda_max: 0 is the capacity control, 1 the paper
+PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer",
+                 "emotion_linear_probe"]
+
+
+def adversary_plan(recipe: dict, corpus: str, gamma: float, strengths=STRENGTHS, depths=(1,), seeds=(0, 1),
+                   folds=None) -> list[RunConfig]:
+    """The probe runs of the study: the recipe at each depth, AL at ``gamma`` with each
+    ``lambda_max`` (0: the capacity control), every fold and seed, ``speaker_holdout`` :data:`HOLDOUT`."""
+    folds = range(CORPORA[corpus].n_folds) if folds is None else folds
+    return [recipe_config(recipe, corpus=corpus, n_cnn_layers=depth, gamma=gamma, lambda_max=float(s),
+                          speaker_holdout=HOLDOUT, fold=fold, seed=seed)
+            for depth in depths for s in strengths for seed in seeds for fold in folds]
+
+
+def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = "swa") -> pd.DataFrame:
+    """One row per probe run: its setting, its emotion test accuracy and UAR (of ``selection``,
+    the recipe's), and its speaker information (fractions)."""
+    rows = []
+    for rec in iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS, corpus):
+        info = rec.get("speaker_information")
+        if info is None:
+            continue
+        c = {**RunConfig().to_dict(), **rec["config"]}
+        chosen = rec["selections"][selection] if selection in rec.get("selections", {}) else rec
+        rows.append({"corpus": c["corpus"], "encoder": c["encoder"], "n_cnn_layers": c["n_cnn_layers"],
+                     "gamma": gamma_label(c["gamma"]), "lambda_max": c["lambda_max"], "fold": c["fold"],
+                     "seed": c["seed"], "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
+                     "val_accuracy": chosen["val_accuracy"], **{k: info[k] for k in PROBE_COLUMNS},
+                     "speaker_chance": info["speaker_chance"], "emotion_chance": info["emotion_chance"],
+                     "device": rec.get("device"), "git_commit": rec.get("git_commit"), "name": rec["name"]})
+    return pd.DataFrame(rows)
+
+
+def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per corpus, depth, gamma and ``lambda_max``: means ± std (%) over its fold x seed
+    runs of emotion test accuracy, held-out speaker identification (linear, MLP, the adversary's
+    head), unseen-speaker EER and the emotion probe; and, for ``lambda_max > 0``, the paired
+    difference from the capacity control (``lambda_max = 0``, same folds and seeds; each fold's
+    seeds averaged first) in emotion test accuracy and in the linear speaker probe, with exact
+    sign-flip p-values."""
+    out = []
+    keys = ["corpus", "n_cnn_layers", "gamma", "lambda_max"]
+    for key, cell in rows.groupby(keys, sort=True):
+        row = dict(zip(keys, key))
+        row["runs"] = len(cell)
+        for col in ["test_accuracy", "test_uar"] + PROBE_COLUMNS:
+            m, s = mean_std(cell[col].dropna())
+            row[f"{col}_mean"], row[col] = m, fmt(m, s) if len(cell[col].dropna()) else ""
+        row["speaker_chance"] = 100 * cell.speaker_chance.mean()
+        control = rows[(rows.corpus == key[0]) & (rows.n_cnn_layers == key[1]) & (rows.gamma == key[2])
+                       & (rows.lambda_max == 0)]
+        if key[3] > 0 and len(control):
+            both = cell.merge(control, on=["fold", "seed"], suffixes=("", "_control"))
+            per_fold = both.groupby("fold")[["test_accuracy", "test_accuracy_control", "speaker_linear_probe",
+                                             "speaker_linear_probe_control"]].mean()
+            emo = paired_test(100 * per_fold.test_accuracy, 100 * per_fold.test_accuracy_control)
+            spk = paired_test(100 * per_fold.speaker_linear_probe, 100 * per_fold.speaker_linear_probe_control)
+            row.update(paired_runs=len(both), folds_paired=len(per_fold), emotion_diff=emo["mean_diff"],
+                       emotion_p=emo["permutation_p"], speaker_probe_diff=spk["mean_diff"],
+                       speaker_probe_p=spk["permutation_p"])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+SHOWN = ["corpus", "n_cnn_layers", "gamma", "lambda_max", "runs", "test_accuracy", "speaker_linear_probe",
+         "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer", "emotion_linear_probe", "folds_paired",
+         "emotion_diff", "emotion_p", "speaker_probe_diff", "speaker_probe_p"]
+
+
+def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
+    """Write ``probes_<corpus>.csv`` for each corpus with probe runs and ``adversary_tables.csv``/``.md``."""
+    out = Path(results_dir) if results_dir is not None else RESULTS
+    rows = probe_rows(runs_dir)
+    written = []
+    for corpus, part in rows.groupby("corpus"):
+        written.append(write_csv_atomic(part.sort_values(["n_cnn_layers", "gamma", "lambda_max", "seed", "fold"]),
+                                        out / f"probes_{corpus}.csv"))
+    table = tradeoff_table(rows)
+    csv_path = out / ADVERSARY_TABLES.name
+    written.append(write_csv_atomic(table, csv_path))
+    md = ("# The speaker adversary: speaker information and emotion, by the adversary's strength\n\n"
+          "Generated by `sier adversary tables` (sierlib.adversary.write_adversary_tables) from the probe runs in "
+          "results/adversary/runs. Each run is the recipe with 20 % of every training speaker's utterances held out "
+          "of training; lambda_max scales the adversarial weight (0: the capacity control, the speaker head learns "
+          "but the encoder is not pushed; 1: the paper). Means ± std (%) over fold x seed runs: test_accuracy = "
+          "emotion on the test speakers; speaker_linear_probe / speaker_mlp_probe / speaker_head = speaker "
+          "identification of the held-out utterances (chance 1/training speakers); unseen_speaker_eer = cosine "
+          "verification EER over the validation and test speakers (chance 50); emotion_linear_probe = emotion of the "
+          "held-out utterances. *_diff: paired against lambda_max 0 over folds (seeds averaged), exact sign-flip p.\n")
+    for corpus, part in table.groupby("corpus", sort=False):
+        chance = part.speaker_chance.iloc[0]
+        md += (f"\n## {PRETTY.get(corpus, corpus)} (speaker chance {chance:.1f} %)\n\n"
+               + markdown_table(part[[c for c in SHOWN if c in part]].drop(columns="corpus").round(
+                   {"emotion_diff": 1, "speaker_probe_diff": 1, "emotion_p": 4, "speaker_probe_p": 4})))
+    with atomic_write(csv_path.with_suffix(".md")) as f:
+        f.write(md)
+    return written + [csv_path.with_suffix(".md")]
+
+
+def adversary_curves(runs_dir=None) -> pd.DataFrame:
+    """The speaker head's accuracy on the held-out utterances after each epoch, one row per run and
+    epoch: ``corpus, n_cnn_layers, gamma, lambda_max, fold, seed, epoch, lambda,
+    holdout_speaker_accuracy, train_speaker_accuracy``."""
+    rows = []
+    for rec in iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS):
+        if "speaker_information" not in rec:
+            continue
+        c = {**RunConfig().to_dict(), **rec["config"]}
+        for row in rec["curves"]:
+            if "holdout_speaker_accuracy" in row:
+                rows.append({"corpus": c["corpus"], "n_cnn_layers": c["n_cnn_layers"], "gamma": gamma_label(c["gamma"]),
+                             "lambda_max": c["lambda_max"], "fold": c["fold"], "seed": c["seed"],
+                             "epoch": row["epoch"], "lambda": row["lambda"],
+                             "holdout_speaker_accuracy": row["holdout_speaker_accuracy"],
+                             "train_speaker_accuracy": row.get("train_speaker_accuracy")})
+    return pd.DataFrame(rows)
+
+
+def verdict(table: pd.DataFrame) -> str:
+    """For each corpus and depth of a :func:`tradeoff_table`: the control's speaker information,
+    the settings that remove most of it (held-out linear probe at most half the control's, or
+    unseen-speaker EER >= 45 %), and their paired effect on emotion; or that none does."""
+    lines = []
+    for (corpus, depth, gamma), part in table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False):
+        control = part[part.lambda_max == 0]
+        if not len(control):
+            continue
+        c = control.iloc[0]
+        lines.append(f"{PRETTY.get(corpus, corpus)}, {depth} CNN block(s), γ {gamma}: capacity control "
+                     f"(lambda_max 0) speaker probe {c.speaker_linear_probe_mean:.1f} % (chance "
+                     f"{c.speaker_chance:.1f} %), EER {c.unseen_speaker_eer_mean:.1f} %, emotion "
+                     f"{c.test_accuracy_mean:.1f} %.")
+        for _, r in part[part.lambda_max > 0].iterrows():
+            removed = (r.speaker_linear_probe_mean <= c.speaker_linear_probe_mean / 2
+                       or r.unseen_speaker_eer_mean >= 45)
+            lines.append(f"  lambda_max {r.lambda_max:g}: speaker probe {r.speaker_linear_probe_mean:.1f} % "
+                         f"({r.speaker_probe_diff:+.1f}, p {r.speaker_probe_p:.4g}), EER "
+                         f"{r.unseen_speaker_eer_mean:.1f} %, emotion {r.test_accuracy_mean:.1f} % "
+                         f"({r.emotion_diff:+.1f}, p {r.emotion_p:.4g}, {int(r.folds_paired)} folds)"
+                         + ("  <- removes most speaker information" if removed else ""))
+        if not any((r.speaker_linear_probe_mean <= c.speaker_linear_probe_mean / 2 or r.unseen_speaker_eer_mean >= 45)
+                   for _, r in part[part.lambda_max > 0].iterrows()):
+            lines.append("  no strength tried removes most speaker information.")
+    return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""The speaker adversary's knobs, the probe run and its measurements (sierlib.speakerinfo), and
+the adversary study's tables (sierlib.adversary)."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sierlib.adversary import PROBE_COLUMNS, probe_rows, tradeoff_table, verdict
+from sierlib.config import RunConfig, RunOptions
+from sierlib.dataset import holdout_split
+from sierlib.experiments import run
+from sierlib.model import SIERNet, adversarial_weight
+from sierlib.records import write_record
+from sierlib.speakerinfo import linear_probe, verification_eer
+
+TINY = dict(n_filters=8, gru_hidden=8, fc_hidden=8, batch_size=8, epochs=3, lr=0.01)
+
+
+def test_the_adversary_knobs_need_a_speaker_head_and_keep_the_paper_as_default():
+    assert RunConfig().lambda_max == 1.0 and RunConfig().speaker_holdout == 0.0
+    assert RunConfig(gamma=2.5).name == RunConfig(gamma=2.5, lambda_max=1, adversary_warmup_epochs=0).name
+    for knob in ({"lambda_max": 0.0}, {"adversary_warmup_epochs": 2}, {"adversary_lr_scale": 3.0},
+                 {"speaker_fc_hidden": 32}):
+        with pytest.raises(ValueError, match="need a speaker head"):
+            RunConfig(gamma=None, **knob)
+        assert RunConfig(gamma=2.5, **knob).name != RunConfig(gamma=2.5).name
+    RunConfig(gamma=None, speaker_holdout=0.2)  # a probe of the network without AL
+    with pytest.raises(ValueError, match="speaker_holdout must be 0"):
+        RunConfig(speaker_holdout=0.9)
+
+
+def test_lambda_zero_sends_no_speaker_gradient_into_the_encoder():
+    """The capacity control: the head learns from the speaker loss, the encoder gets none of it."""
+    torch.manual_seed(0)
+    net = SIERNet(4, 3, n_mfcc=6, n_filters=4, gru_hidden=4, fc_hidden=8, speaker_hidden=5)
+    assert net.speaker_head[0].out_features == 5 and net.emotion_head[0].out_features == 8
+    x, s = torch.randn(6, 6, 40), torch.tensor([0, 1, 2, 0, 1, 2])
+    for lam, encoder_moves in ((0.0, False), (1.0, True)):
+        net.zero_grad()
+        _, spk, _ = net(x, lam)
+        torch.nn.functional.cross_entropy(spk, s).backward()
+        encoder_grad = sum(float(p.grad.abs().sum()) for p in net.encoder.parameters() if p.grad is not None)
+        head_grad = sum(float(p.grad.abs().sum()) for p in net.speaker_head.parameters())
+        assert head_grad > 0 and (encoder_grad > 0) == encoder_moves
+
+
+def test_the_holdout_is_stratified_disjoint_and_seeded(synthetic_meta):
+    train = synthetic_meta[synthetic_meta.speaker.isin(sorted(synthetic_meta.speaker.unique())[:4])]
+    kept, held = holdout_split(train, 0.2, seed=3)
+    assert len(kept) + len(held) == len(train) and not set(kept.utterance) & set(held.utterance)
+    for (spk, emo), group in train.groupby(["speaker", "emotion"]):
+        n_held = ((held.speaker == spk) & (held.emotion == emo)).sum()
+        assert n_held == min(int(np.floor(0.2 * len(group) + 0.5)), len(group) - 1)
+    again, _ = holdout_split(train, 0.2, seed=3)
+    other, _ = holdout_split(train, 0.2, seed=4)
+    assert again.utterance.tolist() == kept.utterance.tolist() and other.utterance.tolist() != kept.utterance.tolist()
+
+
+def test_verification_eer_and_probes_on_known_embeddings():
+    rng = np.random.default_rng(0)
+    speakers = np.repeat(np.arange(4), 10)
+    centres = rng.normal(size=(4, 16)) * 10
+    apart = centres[speakers] + rng.normal(size=(40, 16))
+    assert verification_eer(apart, speakers) < 0.02
+    noise = rng.normal(size=(40, 16))
+    assert 0.35 < verification_eer(noise, speakers) < 0.65
+    assert linear_probe(apart[::2], speakers[::2], apart[1::2], speakers[1::2]) == 1.0
+    with pytest.raises(ValueError, match="same and of different speakers"):
+        verification_eer(apart[:3], [0, 0, 0])
+
+
+@pytest.mark.slow
+def test_a_probe_run_records_speaker_information_and_the_scaled_lambda(synthetic_root, synthetic_feats,
+                                                                        synthetic_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
+    config = RunConfig(corpus="synthetic", fold=0, gamma=2.5, lambda_max=2.0, adversary_warmup_epochs=1,
+                       speaker_holdout=0.25, **TINY)
+    rec = run(config, RunOptions(device="cpu", data_root=str(synthetic_root), out_dir=str(tmp_path)), progress=False)
+    info = rec["speaker_information"]
+    assert set(PROBE_COLUMNS) <= set(info) and all(0 <= info[k] <= 1 for k in PROBE_COLUMNS)
+    assert info["speaker_chance"] == 1 / len(rec["speakers"]["train"]) and info["eer_chance"] == 0.5
+    assert info["n_holdout_utterances"] > 0 and rec["n_utterances"]["train"] == info["n_train_utterances"]
+    # lambda is 0 during the warm-up epoch, then lambda_max times the paper's schedule
+    lams = [row["lambda"] for row in rec["curves"]]
+    assert lams[0] == 0 and 0 < lams[1] < lams[2]
+    assert adversarial_weight(1, 2.5) < lams[-1] <= 2 * adversarial_weight(1, 2.5)  # above the unscaled schedule
+    assert all("holdout_speaker_accuracy" in row for row in rec["curves"])
+
+
+def _record(corpus, lam, fold, seed, acc, probe):
+    config = RunConfig(corpus=corpus, gamma=2.5, lambda_max=lam, speaker_holdout=0.2, fold=fold, seed=seed)
+    metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc}
+    return {"status": "finished", "name": config.name, "config": config.to_dict(), **metrics,
+            "selections": {"swa": metrics}, "curves": [],
+            "speaker_information": {"speaker_linear_probe": probe, "speaker_mlp_probe": probe, "speaker_head": probe,
+                                    "unseen_speaker_eer": 0.4, "emotion_linear_probe": 0.6, "speaker_chance": 0.05,
+                                    "emotion_chance": 0.125}}
+
+
+def test_the_tradeoff_table_pairs_each_strength_with_the_control(tmp_path):
+    for fold in range(4):
+        for seed in (0, 1):
+            write_record(_record("ravdess", 0.0, fold, seed, 0.60, 0.90), tmp_path)
+            write_record(_record("ravdess", 4.0, fold, seed, 0.55 - 0.01 * fold, 0.40), tmp_path)
+    rows = probe_rows(tmp_path)
+    assert len(rows) == 16 and set(rows.lambda_max) == {0.0, 4.0}
+    table = tradeoff_table(rows).set_index("lambda_max")
+    strong = table.loc[4.0]
+    assert strong.runs == 8 and strong.folds_paired == 4
+    assert strong.emotion_diff == pytest.approx(100 * (np.mean([0.55 - 0.01 * f for f in range(4)]) - 0.60))
+    assert strong.speaker_probe_diff == pytest.approx(-50) and strong.emotion_p == pytest.approx(0.125)
+    assert pd.isna(table.loc[0.0].get("emotion_diff", np.nan))
+    text = verdict(tradeoff_table(rows))
+    assert "capacity control (lambda_max 0) speaker probe 90.0 %" in text and "removes most speaker information" in text
