@@ -40,6 +40,11 @@ def fix_hint(corpus: str) -> str:
             f"at a complete copy.")
 
 
+def listed(names: list[str], shown: int = 5) -> str:
+    """A few names for a message, then how many more."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def relname(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 

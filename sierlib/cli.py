@@ -21,7 +21,7 @@ from . import adversary, benchmarks, classical, cluster, headline, probe, recipe
 from .audio import CorpusError, check_recordings
 from .config import DEFAULTS, RunOptions
 from .corpora import corpus_info, load_metadata
-from .download import SOURCES, download_corpus, verify_corpus
+from .download import SOURCES, check_published, download_corpus, verify_corpus
 from .folds import fold_grid, make_folds, write_fold_table
 from .paper import BEST_GAMMA, DEPTHS, GAMMAS, TABLE2_ENCODERS
 from .paths import ADVERSARY_RUNS, LOCAL_ADVERSARY, REFERENCE_RUNS, RESULTS, STUDY_RUNS, write_csv_atomic
@@ -55,11 +55,13 @@ def _setting(text: str) -> tuple[str, object]:
 # --- corpora -------------------------------------------------------------------------------------
 def cmd_summary(args) -> int:
     """Corpus summary and fold tables (writes results/folds/<corpus>.csv; a manifest's to
-    results/local/folds/); reads every recording once to check that it can carry emotion."""
+    results/local/folds/); reads every recording once to check that it can carry emotion, and
+    that Emo-DB and RAVDESS are the published recordings (sha256)."""
     pd.set_option("display.width", 200)
     for corpus in args.corpora or ["emodb", "ravdess"]:
         meta = load_metadata(corpus, args.data_root)
         check_recordings(meta)
+        check_published(meta)  # Emo-DB and RAVDESS: every recording as published
         print(f"\n== {corpus_info(corpus).title}: {len(meta)} utterances, {meta.speaker.nunique()} speakers, "
               f"{meta.duration.sum() / 60:.1f} min ==")
         print(pd.crosstab(meta.emotion, meta.gender, margins=True, margins_name="all").to_string())

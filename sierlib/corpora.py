@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import soundfile as sf
 
-from .audio import AUDIO_SUFFIXES, CorpusError, check_audio_file, fix_hint, relname
+from .audio import AUDIO_SUFFIXES, CorpusError, check_audio_file, fix_hint, listed, relname
 from .download import read_checksums
 from .manifest import load_manifest, manifest_info
 from .paths import data_root
@@ -154,7 +154,7 @@ def load_metadata(corpus: str = "emodb", data_root: str | os.PathLike | None = N
             suffixes = [p.suffix.lower() for p in files]
             suffix = max(AUDIO_SUFFIXES, key=suffixes.count) if suffixes else ".wav"
             missing = [e + suffix for e in missing]
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            shown = listed(missing)
             raise CorpusError(f"{PRETTY[corpus]} at {root} is incomplete: {len(missing)} of "
                               f"{len(expected)} audio files are missing ({shown}). {fix_hint(corpus)}")
     rows = []
@@ -179,9 +179,13 @@ def load_metadata(corpus: str = "emodb", data_root: str | os.PathLike | None = N
     if check and corpus in EXPECTED:
         n_files, n_speakers = EXPECTED[corpus]
         if len(df) != n_files or df["speaker"].nunique() != n_speakers:
+            known = set(expected or ())
+            extra = [p.relative_to(root).as_posix() for p in files
+                     if p.relative_to(root).with_suffix("").as_posix() not in known]
+            named = f" Not part of it: {listed(extra)}." if extra else ""
             raise CorpusError(f"{PRETTY[corpus]} at {root} has {len(df)} files from "
                               f"{df['speaker'].nunique()} speakers; a complete copy has {n_files} "
-                              f"files from {n_speakers}. {fix_hint(corpus)}")
+                              f"files from {n_speakers}.{named} {fix_hint(corpus)}")
     first = ["utterance", "path", "corpus", "speaker", "gender", "emotion", "emotion_code",
              "duration", "sample_rate", "channels"]
     return df[first + [c for c in df.columns if c not in first]].reset_index(drop=True)

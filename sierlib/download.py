@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .audio import CorpusError
+from .audio import CorpusError, listed
 from .paths import data_root as _data_root  # the functions below take a data_root argument
 from .paths import sha256_file
 from .registry import PRETTY, check_corpus_name
@@ -244,3 +244,45 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
     if not keep_archive:
         _drop_archive(archive)
     return target
+
+
+def published_checksums(corpus: str) -> dict[str, str]:
+    """Relative path -> sha256 of every audio file of a published corpus, in both forms a copy may
+    hold (RAVDESS as the original .wav or the lossless .flac); empty for any other corpus."""
+    if corpus == "emodb":
+        return {rel: d for rel, d in read_checksums("emodb").items() if rel.startswith("wav/")}
+    if corpus == "ravdess":
+        return {**read_checksums("ravdess"), **read_checksums("ravdess-flac")}
+    return {}
+
+
+def check_published(meta, digests: dict[str, str] | None = None) -> None:
+    """Refuse a copy of Emo-DB or RAVDESS that is not the published corpus: every recording of
+    ``meta`` of a known corpus must be listed in the shipped checksums with the same sha256
+    (``digests``: path -> sha256, computed here when not given). Raises CorpusError naming the
+    changed and unknown files (a few, then how many more) and the fix. Other corpora (synthetic,
+    manifests) pass."""
+    changed, unknown = [], []
+    for corpus, rows in meta.groupby("corpus", sort=False):
+        published = published_checksums(str(corpus))
+        if not published:
+            continue
+        for path in rows["path"]:
+            rel = "/".join(Path(path).parts[-2:])  # wav/03a01Fa.wav, Actor_01/03-01-01-01-01-01-01.wav
+            digest = digests[path] if digests is not None and path in digests else sha256_file(path)
+            if rel not in published:
+                unknown.append(rel)
+            elif published[rel] != digest:
+                changed.append(rel)
+    if changed or unknown:
+        corpus = str(meta["corpus"].iloc[0])
+        parts = []
+        if changed:
+            parts.append(f"{len(changed)} file{'s' * (len(changed) > 1)} differ from the published corpus "
+                         f"({listed(changed)})")
+        if unknown:
+            parts.append(f"{len(unknown)} file{'s' * (len(unknown) > 1)} are not part of it ({listed(unknown)})")
+        raise CorpusError(f"{PRETTY.get(corpus, corpus)} at {Path(meta['path'].iloc[0]).parents[1]}: "
+                          f"{'; '.join(parts)}. Re-download it with `sier download {corpus} --force` (checksums "
+                          f"verified), or, for a deliberately modified copy, describe it in a manifest CSV and train "
+                          f"on that (see the README, 'Your own corpus'): its runs are then named as your own.")

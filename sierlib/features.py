@@ -65,6 +65,7 @@ from scipy.signal import butter, sosfiltfilt
 from tqdm.auto import tqdm
 
 from .audio import check_speech, read_audio
+from .download import check_published
 from .paths import atomic_write, cache_dir, sha256_file
 from .registry import (DEFAULT_N_MELS, FEATURE_DEFAULTS, FEATURE_VERSION, PITCH, check_feature_params, corpus_name,
                        feature_kind)
@@ -235,16 +236,23 @@ class Features:
         return (self.X if values is None else values)[[index[u] for u in meta["utterance"]]]
 
 
-def cache_key(meta: pd.DataFrame, params: dict) -> str:
+def file_digests(meta: pd.DataFrame) -> dict[str, str]:
+    """The sha256 of every recording of ``meta``, by path: read once, for the cache key and for
+    the check against the published corpus (:func:`sierlib.download.check_published`)."""
+    return {path: sha256_file(path) for path in meta["path"]}
+
+
+def cache_key(meta: pd.DataFrame, params: dict, digests: dict[str, str] | None = None) -> str:
     """Cache file stem: the corpus and a hash of every file's content (its sha256, with its
-    utterance id) and every parameter.
+    utterance id) and every parameter (``digests``: the sha256 by path, computed when not given).
 
     Keying by content rather than by names and durations means a file replaced under the same
     name, even with the same length, is never served its old features. Hashing both corpora
     whole takes a fraction of a second (see the README), so nothing is memoised.
     """
     corpus = str(meta["corpus"].iloc[0])
-    listing = sorted(zip(meta["utterance"], map(sha256_file, meta["path"])))
+    digests = file_digests(meta) if digests is None else digests
+    listing = sorted(zip(meta["utterance"], (digests[p] for p in meta["path"])))
     content = {"corpus": corpus, "files": listing, "params": params, "v": FEATURE_VERSION}
     if feature_kind(params) == "fbank_energy_pitch":
         content["pitch"] = PITCH  # only for this kind
@@ -316,7 +324,9 @@ def extract_features(meta: pd.DataFrame, *, sr: int = FEATURE_DEFAULTS["sr"], n_
     if meta["corpus"].nunique() != 1:
         raise ValueError("extract_features takes one corpus at a time")
     corpus = str(meta["corpus"].iloc[0])
-    path = cache_dir(cache) / f"{cache_key(meta, params)}.npz" if use_cache else None  # hashes every file
+    digests = file_digests(meta)  # every file read once: for the published-corpus check and the cache key
+    check_published(meta, digests)  # Emo-DB and RAVDESS must be the published recordings
+    path = cache_dir(cache) / f"{cache_key(meta, params, digests)}.npz" if use_cache else None
     if use_cache and path.is_file():
         return load_features(path, params)
     step1 = [(delayed(preprocess_file)(p, corpus, sr, top_db, highpass_hz, n_fft, hop_length, speed))

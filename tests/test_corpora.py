@@ -470,3 +470,37 @@ def test_wrong_corpus_name(tmp_path):
     assert "iemocap" in str(err.value)
     with pytest.raises(ValueError, match="corpus"):
         load_metadata(None, tmp_path)
+
+
+@pytest.mark.real
+def test_a_copy_that_is_not_the_published_corpus_is_refused_by_name(real_data, tmp_path, capsys):
+    """One recording's content replaced by another recording (same name, valid audio): the copy
+    loads, but summary, feature extraction and training refuse it, naming the file and the fix."""
+    from sierlib.config import RunConfig, RunOptions
+    from sierlib.experiments import run
+    from sierlib.features import extract_features
+
+    root = emodb_tree(real_data, tmp_path / "data")
+    replace_with(root / "emodb" / TARGET, real_bytes(real_data, "wav/03a01Nc.wav"))
+    meta = load_metadata("emodb", root)  # every header is sound and every name expected
+    fix = "sier download emodb --force"
+    with pytest.raises(CorpusError, match="1 file differ from the published corpus") as err:
+        extract_features(meta, cache=tmp_path / "cache", progress=False)
+    assert_names(err, TARGET, fix)
+    assert "manifest" in str(err.value)
+    with pytest.raises(CorpusError, match="differ from the published corpus") as err:
+        run(RunConfig(epochs=1), RunOptions(device="cpu", data_root=str(root), out_dir=str(tmp_path / "runs")),
+            progress=False)
+    assert_names(err, TARGET, fix)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "cache").exists()  # nothing half-written
+    assert sierlib.cli.main(["summary", "emodb", "--data-root", str(root)]) == 2
+    assert TARGET in capsys.readouterr().err
+
+
+@pytest.mark.real
+def test_an_extra_recording_is_named_in_the_count_error(real_data, tmp_path):
+    root = emodb_tree(real_data, tmp_path)
+    (root / "emodb" / "wav" / "03a01Fb.wav").symlink_to(real_data / "emodb" / TARGET)
+    with pytest.raises(CorpusError, match=r"has 536 files from 10 speakers; a complete copy has 535 files from 10\. "
+                                          r"Not part of it: wav/03a01Fb\.wav\."):
+        load_metadata("emodb", root)

@@ -143,3 +143,24 @@ def test_missing_and_unreadable_recordings_are_named_by_line(tmp_path, rows):
     unreadable = write_manifest(tmp_path / "b.csv", rows[:3] + [["noise.wav"] + rows[3][1:]] + rows[4:])
     with pytest.raises(ManifestError, match=r"line 5: .*noise.wav cannot be read as audio .*remove its line"):
         load_metadata(str(unreadable))
+
+
+def test_a_manifest_fold_table_goes_with_your_own_runs_not_the_reference_ones(tmp_path, rows):
+    """Your own corpus never leaves a file among the committed fold tables: `git status` stays as it was."""
+    import subprocess
+
+    from sierlib.folds import write_fold_table
+    from sierlib.paths import FOLDS_DIR, LOCAL_FOLDS, REPO_ROOT
+
+    def status():
+        return subprocess.run(["git", "status", "--porcelain", "--", "results"], cwd=REPO_ROOT, capture_output=True,
+                              text=True).stdout
+
+    path = write_manifest(tmp_path / "my own set.csv", rows)
+    before = status()
+    written = write_fold_table(make_folds(read_manifest(path)), str(path))
+    try:
+        assert written == LOCAL_FOLDS / "my own set.csv" and not (FOLDS_DIR / "my own set.csv").exists()
+        assert status() == before
+    finally:
+        written.unlink()
