@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import adversary, benchmarks, classical, cluster, headline, probe, recipe, recipe_tables, results, sweep, workers
+from . import adversary, benchmarks, classical, cluster, headline, probe, recipe, recipe_tables, report, results, sweep, workers
 from .audio import CorpusError, check_recordings
 from .config import DEFAULTS, RunOptions
 from .corpora import corpus_info, load_metadata
@@ -274,6 +274,13 @@ def cmd_tables(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    """Regenerate papers/reproduction.md and the README's headline table from the committed records and tables."""
+    for path in report.write_report():
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_classical(args) -> int:
     """openSMILE functionals + SVM on the speaker-independent folds: runs every fold (finished
     records are reused) and prints mean ± std over folds."""
@@ -471,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="also the predicted emotion and every class's probability")
 
     command("tables", cmd_tables)
+    command("report", cmd_report)
     p = command("classical", cmd_classical, description=classical.__doc__)
     p.add_argument("--corpus", nargs="+", default=["emodb", "ravdess"], choices=["emodb", "ravdess", "synthetic"])
     p.add_argument("--feature-sets", nargs="+", default=list(classical.FEATURE_SETS),

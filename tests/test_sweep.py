@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import sierlib.sweep as sweep
+import sierlib.workers as workers
 from sierlib.cli import main as sier
 from sierlib.config import RunConfig
 from sierlib.results import collect_runs
@@ -154,7 +155,7 @@ def test_an_in_process_worker_loads_features_per_feature_parameters(synthetic_ro
     plan = [RunConfig(corpus="synthetic", gamma=None, epochs=1, n_filters=4, gru_hidden=4, fc_hidden=4, top_db=top_db)
             for top_db in (30.0, 20.0)]
     reports = queue.Queue()  # the worker function itself, in this process (what each spawned worker runs)
-    sweep._in_process_worker(plan, RunOptions(device="cpu", data_root=str(synthetic_root), out_dir=str(tmp_path)),
+    workers._in_process_worker(plan, RunOptions(device="cpu", data_root=str(synthetic_root), out_dir=str(tmp_path)),
                              None, None, reports)
     assert [reports.get_nowait() for _ in plan] == [(c.name, "finished", "") for c in plan]
 
@@ -180,7 +181,7 @@ def test_a_pack_carries_feature_variants_and_names_a_missing_one(synthetic_root,
     reports = queue.Queue()
     options = RunOptions(device="cpu", out_dir=str(tmp_path / "runs"))
     missing = RunConfig(**tiny, top_db=40.0)
-    sweep._in_process_worker([speedy, trimmed, missing], options, tmp_path / "pack", None, reports)
+    workers._in_process_worker([speedy, trimmed, missing], options, tmp_path / "pack", None, reports)
     got = [reports.get_nowait() for _ in range(3)]
     assert got[:2] == [(speedy.name, "finished", ""), (trimmed.name, "finished", "")]
     assert got[2][1] == "failed" and "has no features" in got[2][2] and "sier pack" in got[2][2]

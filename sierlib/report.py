@@ -1,0 +1,258 @@
+"""The reproduction report, ``papers/reproduction.md``, generated from the committed records and the
+tables derived from them (``sier report``). Its tables are the generated ones, included as they
+are; every figure in its prose is computed here from the same files. ``tests/test_report.py``
+regenerates it and fails when the committed file differs, so the report cannot drift from the
+results, and it says nothing about when or by whom a run was made: the records carry device,
+time and commit.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+from .adversary import probe_rows, tradeoff_table, verdict
+from .paper import PAPER_TABLE1
+from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, DECISIONS, RECIPE_TABLES, REFERENCE_RUNS, REPO_ROOT, RESULTS, \
+    STUDY_RUNS, write_text_atomic
+from .records import iter_records
+from .stats import markdown_table
+
+REPORT = REPO_ROOT / "papers" / "reproduction.md"
+
+PROTOCOL = """\
+- **Data**: Emo-DB (535 utterances, 10 speakers, 7 emotions) and RAVDESS audio-only speech (1440
+  utterances, 24 actors, 8 emotions), every file checked against the published sha256 lists.
+- **Protocol** (paper §4.1): leave-two-speakers-out, gender-balanced folds: Emo-DB 5 folds of
+  6/2/2 training/validation/test speakers, RAVDESS 12 folds of 20/2/2 (`results/folds/`). Fold k
+  tests on the k-th male and k-th female speaker and validates on the next pair.
+- **Features**: mono at 22 050 Hz, 80 Hz high-pass, silence trimmed at 30 dB below the peak,
+  zero-padding to the longest recording of the corpus, 20 MFCCs (n_fft 2048, hop 512, Hann);
+  per-coefficient standardisation with statistics of the fold's training speakers only.
+- **Network** (paper §3): Conv2d k×k stride 2 → BN → dropout → ELU → max-pool 2×2, ×depth; biGRU;
+  mean ‖ std pooling; emotion and speaker heads of two FC layers (BN, dropout, ReLU); gradient
+  reversal with λ(p) = 2/(1+e^(−γp)) − 1, p over all training steps.
+- **Settings the paper leaves open** (our choices): kernel 5×5, 64 filters, GRU 128, FC 64 (the
+  cheapest point of the §4.2 grid), dropout 0.3, Adam lr 1e-3, batch 16, 30 epochs.
+- **Selection**: the epoch with the best validation emotion accuracy (the recipe: the mean of the
+  last epochs, chosen on validation); the test speakers are evaluated once. Nothing (epoch, size,
+  γ, training choice) is chosen on test speakers.
+- **Statistics**: mean ± std over folds (and seeds, where there are several); AL against the same
+  network without AL paired by fold (seeds of a fold averaged first), exact sign-flip p-values.
+"""
+
+
+def _body(md_path: Path) -> str:
+    """A generated Markdown file without its title line (the report gives its own heading)."""
+    text = Path(md_path).read_text()
+    return (text.split("\n", 1)[1] if text.startswith("# ") else text).strip() + "\n"
+
+
+def _fmt_range(values) -> str:
+    return f"{min(values):.1f} to {max(values):.1f}"
+
+
+def literal_summary(results_dir: Path = RESULTS) -> str:
+    """What the paper-literal Table 1 says, in numbers computed from ``table1.csv``."""
+    t1 = pd.read_csv(results_dir / "table1.csv", dtype={"gamma": str})
+    done = t1[t1.folds == t1.of_folds]
+    partial = t1[(t1.folds > 0) & (t1.folds < t1.of_folds)]
+    lines = [f"- {len(done)} of {len(t1)} cells have every fold, {len(partial)} some folds, "
+             f"{len(t1) - len(done) - len(partial)} none yet."]
+    for corpus, part in done.groupby("corpus"):
+        below = part.paper_acc_mean - part.acc_mean
+        lines.append(f"- {corpus}: in its {len(part)} complete cells our accuracy is below the paper's by "
+                     f"{_fmt_range(below)} points (mean {below.mean():.1f})"
+                     + ("; no cell reaches the paper's figure." if (below > 0).all() else "."))
+        without = part[part.gamma == "without AL"].set_index("n_cnn_layers").acc_mean
+        cells = [(r.n_cnn_layers, float(r.gamma), r.acc_mean - without[r.n_cnn_layers])
+                 for r in part[part.gamma != "without AL"].itertuples() if r.n_cnn_layers in without.index]
+        if cells:
+            diffs = [d for *_, d in cells]
+            paper = PAPER_TABLE1[corpus]
+            paper_up = sum(paper[(depth, gamma)][0] > paper[(depth, None)][0] for depth, gamma, _ in cells)
+            lines.append(f"  AL minus the same depth without AL: {_fmt_range(diffs)} points over {len(cells)} AL cells "
+                         f"({sum(d > 0 for d in diffs)} above, {sum(d < 0 for d in diffs)} below); in the same cells "
+                         f"the paper's AL is above its network without AL in {paper_up}. Paired tests per cell: "
+                         f"`05_ablations`.")
+    return "\n".join(lines) + "\n"
+
+
+def recipe_summary() -> str:
+    """The decided stages, and the recipe at 1 block beside the paper, from the recipe's tables."""
+    d = pd.read_csv(DECISIONS)
+    stages = "\n".join(f"{int(r.stage)}. {r.factor} (decided at depth {r.depths}): **{r.option}**, validation "
+                       f"{r.val_mean:.1f} % over {int(r.n_runs)} runs" for r in d[d.chosen].itertuples())
+    t = pd.read_csv(RECIPE_TABLES, dtype={"gamma": str})
+    lines = []
+    for corpus in ("emodb", "ravdess"):
+        row = t[(t.corpus == corpus) & (t.encoder == "2dcnn_bigru") & (t.n_cnn_layers == 1) & (t.gamma == "without AL")]
+        if len(row):
+            r = row.iloc[0]
+            lines.append(f"- {corpus}, 1 block without AL: recipe {r.recipe_acc} over {int(r.recipe_runs)} runs "
+                         f"(paper-literal {r.literal_acc}; the paper without AL {PAPER_TABLE1[corpus][(1, None)][0]}).")
+    return stages + "\n\n" + "\n".join(lines) + "\n"
+
+
+def headline_table(results_dir: Path = RESULTS) -> str:
+    """The README's headline: the paper, our paper-literal runs, the recipe and the openSMILE
+    ComParE + SVM peer, 1 CNN block, without and with AL, both corpora, test accuracy and UAR
+    (mean ± std over folds, and seeds where there are several), from the generated tables. The
+    recipe's γ is the one its validation speakers chose."""
+    t1 = pd.read_csv(results_dir / "table1.csv", dtype={"gamma": str})
+    t2 = pd.read_csv(results_dir / "table2.csv", dtype={"gamma": str})
+    rt = pd.read_csv(results_dir / RECIPE_TABLES.name, dtype={"gamma": str})
+    rows = {}
+
+    for corpus in ("emodb", "ravdess"):
+        lit = t1[(t1.corpus == corpus) & (t1.n_cnn_layers == 1)].set_index("gamma")
+        rec = rt[(rt.corpus == corpus) & (rt.encoder == "2dcnn_bigru") & (rt.n_cnn_layers == 1)].set_index("gamma")
+        al_rec = rec.drop(index="without AL")
+        chosen = al_rec.recipe_val_mean.idxmax()
+        best = max((g for g in lit.index if g != "without AL"), key=lambda g: PAPER_TABLE1[corpus][(1, float(g))][0])
+        peer = t2[(t2.corpus == corpus) & t2.encoder.str.startswith("ComParE")].iloc[0]
+
+        def literal(g):
+            r = lit.loc[g]
+            return f"{r.acc_mean:.1f} ± {r.acc_std:.1f}", f"{r.uar_mean:.1f} ± {r.uar_std:.1f}"
+
+        entries = {
+            "paper, without AL": (f"{PAPER_TABLE1[corpus][(1, None)][0]:.1f} ± {PAPER_TABLE1[corpus][(1, None)][1]:.1f}", "–"),
+            "paper, AL (its best γ)": (f"{PAPER_TABLE1[corpus][(1, float(best))][0]:.1f} ± "
+                                       f"{PAPER_TABLE1[corpus][(1, float(best))][1]:.1f} (γ {best})", "–"),
+            "paper-literal, without AL": literal("without AL"),
+            "paper-literal, AL (the paper's best γ)": literal(best),
+            "recipe, without AL": (rec.loc["without AL"].recipe_acc, rec.loc["without AL"].recipe_uar),
+            "recipe, AL (γ chosen on validation)": (f"{rec.loc[chosen].recipe_acc} (γ {chosen})", rec.loc[chosen].recipe_uar),
+            "openSMILE ComParE + linear SVM": (peer.accuracy, peer.UAR),
+        }
+        for setting, (acc, uar) in entries.items():
+            rows.setdefault(setting, {"setting": setting})
+            rows[setting].update({f"{corpus} accuracy": acc, f"{corpus} UAR": uar})
+    table = pd.DataFrame(list(rows.values())).rename(columns={
+        "emodb accuracy": "Emo-DB accuracy", "emodb UAR": "Emo-DB UAR", "ravdess accuracy": "RAVDESS accuracy",
+        "ravdess UAR": "RAVDESS UAR"})
+    return markdown_table(table)
+
+
+README = REPO_ROOT / "README.md"
+HEADLINE_MARKS = ("<!-- headline table: generated by `sier report` -->", "<!-- end of the headline table -->")
+
+
+def readme_with_headline(text: str, results_dir: Path = RESULTS) -> str:
+    """``text`` (the README) with the block between :data:`HEADLINE_MARKS` replaced by :func:`headline_table`."""
+    start, end = HEADLINE_MARKS
+    if start not in text or end not in text:
+        raise ValueError(f"the README has no headline block ({start} ... {end})")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{headline_table(results_dir)}{end}{tail}"
+
+
+def hardware_table(folders=(REFERENCE_RUNS, STUDY_RUNS, ADVERSARY_RUNS)) -> str:
+    """Which device ran how many of the committed runs, and their median wall time, by corpus,
+    encoder and input lengths: from the records themselves."""
+    runs = defaultdict(list)
+    for folder in folders:
+        for rec in iter_records(folder):
+            c = rec["config"]
+            device = rec.get("device") or "unknown"
+            runs[(Path(folder).relative_to(REPO_ROOT).as_posix(), device, c["corpus"],
+                  c.get("encoder", "2dcnn_bigru"), c.get("lengths", "padded"))].append(rec.get("wall_time_s"))
+    rows = [{"records": k[0], "device": k[1], "corpus": k[2], "encoder": k[3], "lengths": k[4], "runs": len(v),
+             "median s per run": round(statistics.median(x for x in v if x is not None))}
+            for k, v in sorted(runs.items())]
+    return markdown_table(pd.DataFrame(rows))
+
+
+def open_items(results_dir: Path = RESULTS) -> str:
+    t1 = pd.read_csv(results_dir / "table1.csv", dtype={"gamma": str})
+    t2 = pd.read_csv(results_dir / "table2.csv", dtype={"gamma": str})
+    t2 = t2[t2.method == "AL network"]
+    missing1 = t1[t1.folds < t1.of_folds]
+    missing2 = t2[t2.folds < t2.of_folds]
+    runs1 = int((missing1.of_folds - missing1.folds).sum())
+    runs2 = int((missing2.of_folds - missing2.folds).sum())
+    cells = ", ".join(f"{r.corpus} {r.n_cnn_layers} blocks {r.gamma} ({r.folds}/{r.of_folds})"
+                      for r in missing1.itertuples())
+    rows2 = ", ".join(f"{r.corpus} {r.encoder.split(' (')[0]} {r.gamma} ({r.folds}/{r.of_folds})"
+                      for r in missing2.itertuples())
+    lines = []
+    if len(missing1):
+        lines.append(f"- Paper-literal Table 1: {len(missing1)} cells lack folds ({runs1} runs): {cells}. "
+                     f"`sier sweep --corpus ravdess --depths 2 3 4 --gammas none 1.25 2.5 3.33 --reference` runs "
+                     f"them (finished runs are skipped; `--in-process --device cuda --workers 14` on a GPU).")
+    if len(missing2):
+        lines.append(f"- Paper-literal Table 2: {len(missing2)} network rows lack folds ({runs2} runs): {rows2}. "
+                     f"`sier sweep --corpus ravdess --encoders tdnn_bilstm 1dcnn_gru --gammas none 2.5 --depths 1 "
+                     f"--reference`.")
+    lines += [
+        "- The §4.2 grid (16 network sizes per cell, chosen on validation speakers): 16 times the compute of "
+        "Table 1.",
+        "- The adversary study covers 1 CNN block at the paper's γ; probe rows for the deeper recipe cells, an AL "
+        "stage of the recipe decided on validation speakers (warm-up, the head's learning rate and width), and "
+        "cross-corpus tests are still to run (`sier adversary run --depths 2 3 4`).",
+        "- A front-end and pooling stage of the recipe (window and hop, log-Mel with Δ, per-utterance "
+        "normalisation, attentive pooling), decided on both corpora's validation speakers.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_report(results_dir: Path = RESULTS) -> str:
+    """The whole report as Markdown (see the module docstring)."""
+    adversary_md = results_dir / ADVERSARY_TABLES.with_suffix(".md").name
+    rows = probe_rows(ADVERSARY_RUNS)
+    adversary_part = (_body(adversary_md) + "\n**Verdict, computed from the table above** "
+                      "(`sierlib.adversary.verdict`):\n\n```\n" + verdict(tradeoff_table(rows)) + "\n```\n"
+                      if adversary_md.is_file() and len(rows) else "No probe runs are committed yet.\n")
+    return f"""# Reproducing Leow et al., *Speaker-Invariant Emotion Recognition with Adversarial Learning*
+
+Generated by `sier report` (`sierlib/report.py`) from the committed run records and the tables derived
+from them; `tests/test_report.py` fails when this file differs from what the code writes. Every
+figure comes from records produced by committed code on the real corpora; each record carries its
+device, wall time and git commit.
+
+## Protocol
+
+{PROTOCOL}
+## The paper as written: paper-literal runs
+
+### Table 1: test accuracy by CNN depth and γ
+
+{literal_summary(results_dir)}
+{_body(results_dir / "table1.md")}
+### Table 2: encoders, and the openSMILE + SVM peers
+
+{_body(results_dir / "table2.md")}
+## The recipe: where the paper's points went
+
+The paper leaves most of its training recipe unsaid. The recipe study (`07_recipe`, `sierlib/recipe.py`)
+decided one training choice at a time on the validation speakers only, 3 seeds × 5 Emo-DB folds, a
+simpler option winning unless beaten by more than one standard error. The decided stages:
+
+{recipe_summary()}
+{_body(results_dir / "recipe_tables.md")}
+## The speaker adversary: does it remove speaker information, and does that help emotion?
+
+Probe runs (`08_adversary`, `sierlib/speakerinfo.py`, `sierlib/adversary.py`) hold 20 % of each training
+speaker's utterances out of training and measure the speaker information left in the embedding, as the
+adversary's strength grows from the capacity control (the head learns, the encoder is not pushed) to
+several times the paper's.
+
+{adversary_part}
+## Speed and hardware, from the records
+
+{hardware_table()}
+`sier benchmark` measures speed on a given machine (medians of several runs, ratios measured in the same run).
+
+## What is still open
+
+{open_items(results_dir)}"""
+
+
+def write_report(path: Path = REPORT, results_dir: Path = RESULTS, readme: Path = README) -> list[Path]:
+    """Write the report and the README's headline table."""
+    return [write_text_atomic(render_report(results_dir), path),
+            write_text_atomic(readme_with_headline(Path(readme).read_text(), results_dir), readme)]
