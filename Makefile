@@ -59,6 +59,7 @@ summary: setup
 	$(VENV)/bin/sier summary
 
 benchmark: setup
+	$(VENV)/bin/sier benchmark checksums
 	$(VENV)/bin/sier benchmark features
 	$(VENV)/bin/sier benchmark train
 	$(VENV)/bin/sier benchmark encoders

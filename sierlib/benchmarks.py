@@ -16,6 +16,9 @@ lengths: whole Emo-DB runs (default network, 1 block, AL, 30 epochs, fold 0) wit
     and ``lengths="masked"``, taking turns, medians of ``--repeats`` runs each: runs per hour of
     both and the ratio (features loaded once, as a sweep worker does), and the ceiling of that ratio:
     the frames a training epoch computes, padded against bucketed batches.
+checksums: hashing every recording of each corpus (the feature cache's key) and, given those
+    hashes, checking them against the shipped lists (the published-corpus check); medians of
+    ``--repeats``.
 cluster: runs per hour of the same small sweep (synthetic corpus, 8 runs, tiny network, 1 epoch)
     with the thread pool and on a Dask LocalCluster, 2 workers each, taking turns; medians of
     ``--repeats`` sweeps and the ratio (needs the ``cluster`` extra).
@@ -35,7 +38,8 @@ from .config import RunConfig, RunOptions
 from .corpora import load_metadata
 from .dataset import fold_data, load_corpus_features
 from .experiments import run
-from .features import extract_features
+from .download import check_published
+from .features import extract_features, file_digests
 from .folds import make_folds
 from .model import adversarial_weight
 from .sweep import plan_sweep, run_sweep
@@ -50,6 +54,24 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), times
+
+
+def bench_checksums(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
+    """Seconds to hash a corpus's recordings and, given the hashes, to check them against the
+    published lists: the check costs dictionary look-ups on top of the hashing the cache needs."""
+    for corpus in corpora:
+        meta = load_metadata(corpus, data_root)
+        hashing, check = [], []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            digests = file_digests(meta)
+            hashing.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            check_published(meta, digests)
+            check.append(time.perf_counter() - t)
+        print(f"{corpus}: {len(meta)} files; hashing median {statistics.median(hashing):.3f} s, published-corpus "
+              f"check given the hashes median {1000 * statistics.median(check):.1f} ms "
+              f"({statistics.median(check) / statistics.median(hashing):.0%} of the hashing)")
 
 
 def bench_features(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:

@@ -325,7 +325,7 @@ def cmd_benchmark(args) -> int:
     if args.what == "cluster":  # its own synthetic corpus: --corpora and --data-root do not apply
         benchmarks.bench_cluster(args.repeats)
         return 0
-    {"features": benchmarks.bench_features, "train": benchmarks.bench_train, "encoders": benchmarks.bench_encoders,
+    {"checksums": benchmarks.bench_checksums, "features": benchmarks.bench_features, "train": benchmarks.bench_train, "encoders": benchmarks.bench_encoders,
      "sweep": benchmarks.bench_sweep, "lengths": benchmarks.bench_lengths}[args.what](
         args.corpora, args.repeats, args.data_root, **({"epochs": args.epochs} if args.epochs else {}))
     return 0
@@ -494,7 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
     p.add_argument("--folds", type=int, nargs="+", default=None)
     p = command("benchmark", cmd_benchmark, description=benchmarks.__doc__)
-    p.add_argument("what", choices=["features", "train", "encoders", "sweep", "lengths", "cluster"])
+    p.add_argument("what", choices=["checksums", "features", "train", "encoders", "sweep", "lengths", "cluster"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
     p.add_argument("--epochs", type=int, default=None, help="lengths: epochs per run (default 30)")

@@ -12,6 +12,7 @@ corpus behind.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -41,6 +42,12 @@ def read_checksums(name: str) -> dict[str, str]:
     """Map relative path -> sha256 for a shipped list ("emodb", "ravdess" or "ravdess-flac")."""
     if name not in CHECKSUM_LISTS:
         raise ValueError(f"no checksum list named {name!r}; choose from {', '.join(CHECKSUM_LISTS)}")
+    return dict(_parsed_list(name))  # a copy: callers may change theirs
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_list(name: str) -> dict[str, str]:
+    """Each shipped list is parsed once per process (every extraction checks against it)."""
     text = resources.files("sierlib").joinpath("checksums", CHECKSUM_LISTS[name]).read_text()
     out = {}
     for line in text.splitlines():
@@ -246,9 +253,11 @@ def download_corpus(corpus: str, data_root=None, url: str | None = None, force: 
     return target
 
 
+@functools.lru_cache(maxsize=None)
 def published_checksums(corpus: str) -> dict[str, str]:
     """Relative path -> sha256 of every audio file of a published corpus, in both forms a copy may
-    hold (RAVDESS as the original .wav or the lossless .flac); empty for any other corpus."""
+    hold (RAVDESS as the original .wav or the lossless .flac); empty for any other corpus. Built
+    once per process; read it, do not change it."""
     if corpus == "emodb":
         return {rel: d for rel, d in read_checksums("emodb").items() if rel.startswith("wav/")}
     if corpus == "ravdess":
@@ -268,7 +277,7 @@ def check_published(meta, digests: dict[str, str] | None = None) -> None:
         if not published:
             continue
         for path in rows["path"]:
-            rel = "/".join(Path(path).parts[-2:])  # wav/03a01Fa.wav, Actor_01/03-01-01-01-01-01-01.wav
+            rel = "/".join(Path(path).as_posix().rsplit("/", 2)[-2:])  # wav/03a01Fa.wav, Actor_01/03-....wav
             digest = digests[path] if digests is not None and path in digests else sha256_file(path)
             if rel not in published:
                 unknown.append(rel)
