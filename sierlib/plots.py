@@ -166,3 +166,16 @@ def plot_speaker_head_curves(curves: pd.DataFrame):
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_probabilities(result: dict, emotions: list[str], title: str = ""):
+    """A bar chart of one prediction's class probabilities (:func:`sierlib.predict.predict_recording`),
+    the predicted emotion highlighted."""
+    probs = [result[f"p_{e}"] for e in emotions]
+    fig, ax = plt.subplots(figsize=(6.5, 2.8))
+    colours = ["tab:orange" if e == result["emotion"] else "tab:blue" for e in emotions]
+    ax.bar(emotions, probs, color=colours)
+    ax.set(ylim=(0, 1), ylabel="probability", title=title or f"predicted: {result['emotion']} ({result['probability']:.2f})")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig

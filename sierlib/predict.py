@@ -31,7 +31,7 @@ from .audio import CorpusError
 from .config import DEFAULTS, RunConfig
 from .feature_stats import standardise
 from .features import feature_map, preprocess_file
-from .paths import atomic_write
+from .paths import LOCAL_RUNS, atomic_write
 from .registry import is_manifest
 from .train import build_model, predict, resolve_device
 
@@ -294,3 +294,19 @@ def _collect(network: Network, files, embed: bool, probabilities: bool):
         else:
             rows.append({"file": str(path), **result})
     return output_table(rows, network, embed=embed, probabilities=probabilities), skipped
+
+
+def saved_networks(folder=None) -> list[Path]:
+    """The networks saved by runs with ``save_model`` under ``folder`` (default your own runs,
+    ``results/local/runs``), newest first."""
+    folder = Path(folder) if folder is not None else LOCAL_RUNS
+    return sorted(folder.glob("*/*.pt"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+
+
+def predict_recording(network: Network, path) -> dict:
+    """One recording's prediction (the ``result`` of :func:`iter_outputs`); CorpusError, naming the
+    file, when it cannot be read or holds too little sound."""
+    [(_, result, reason)] = list(iter_outputs(network, [Path(path)]))
+    if result is None:
+        raise CorpusError(reason)
+    return result

@@ -37,6 +37,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 NB01 = REPO / "notebooks" / "01_data_exploration.ipynb"
+NB09 = REPO / "notebooks" / "09_predict.ipynb"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 TIMEOUT = 90  # seconds, the most any one wait may take (server start, kernel start, a run, a redraw)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -72,11 +73,11 @@ def wait_for(what: str, probe, timeout: float = TIMEOUT, every: float = 0.25):
         time.sleep(every)
 
 
-def browser_notebook(path: Path) -> Path:
-    """The cells of notebook 01 tagged `browser`, as committed (outputs and widget state kept)."""
-    nb = nbformat.read(NB01, as_version=4)
+def browser_notebook(path: Path, source: Path = NB01) -> Path:
+    """The cells of a notebook tagged `browser`, as committed (outputs and widget state kept)."""
+    nb = nbformat.read(source, as_version=4)
     nb.cells = [c for c in nb.cells if "browser" in c.metadata.get("tags", [])]
-    assert any("widgets.Dropdown" in c.source for c in nb.cells), "no cell of 01 tagged `browser` holds the browser"
+    assert any("widgets.Dropdown" in c.source for c in nb.cells), f"no cell of {source.name} tagged `browser` holds a widget"
     nbformat.write(nb, path)
     return path
 
@@ -243,9 +244,7 @@ def redrawn(page: Page, before: str, what: str) -> str:
                     lambda: (src := page.js(FIGURE_SRC)) and src != before and src)
 
 
-@pytest.mark.real
-@pytest.mark.slow
-def test_the_widget_browser_redraws_in_jupyterlab(real_data, tmp_path):
+def chromium_or_skip() -> str:
     binary = find_chromium()
     if binary is None:
         reason = (f"Chromium not found (looked for $SIER_CHROMIUM, {', '.join(CHROMIUM_NAMES)}): "
@@ -253,6 +252,13 @@ def test_the_widget_browser_redraws_in_jupyterlab(real_data, tmp_path):
         if IN_CI:
             pytest.fail(f"{reason}; CI=true, so this test must run")
         pytest.skip(reason)
+    return binary
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_the_widget_browser_redraws_in_jupyterlab(real_data, tmp_path):
+    binary = chromium_or_skip()
 
     root = tmp_path / "lab"
     root.mkdir()
@@ -302,3 +308,41 @@ def test_the_widget_browser_redraws_in_jupyterlab(real_data, tmp_path):
         t_end = time.monotonic()
     print(f"\nbrowser test: JupyterLab and the notebook open {t_open - t0:.1f} s, run {t_run - t_open:.1f} s, "
           f"two redraws {t_end - t_run:.1f} s")
+
+
+RECORDINGS = """Array.from(document.querySelectorAll('.widget-dropdown select')).map(s => ({
+  value: s.options[s.selectedIndex]?.textContent, options: Array.from(s.options).map(o => o.textContent)}))[0]"""
+
+
+@pytest.mark.real
+@pytest.mark.slow
+def test_the_prediction_browser_redraws_in_jupyterlab(real_data, tmp_path):
+    """Notebook 09: untrusted, one line of text; run, a probability plot; another recording, another plot."""
+    binary = chromium_or_skip()
+    root = tmp_path / "lab"
+    root.mkdir()
+    nb = browser_notebook(root / "predict.ipynb", NB09)
+    with jupyterlab(root, tmp_path / "jupyterlab.log") as (url, token), \
+            chromium(binary, tmp_path / "chromium", tmp_path / "chromium.log") as page:
+        try:
+            page.send("Page.navigate", url=f"{url}/lab/tree/{nb.name}?reset&token={token}")
+            wait_for("the notebook to open with an idle kernel", lambda: page.js(KERNEL_IDLE))
+            text = page.js("document.querySelector('.jp-Notebook').innerText")
+            assert "Prediction browser: live only in a running kernel" in text and "VBox(" not in text
+            assert page.js(FIGURE_SRC) is None
+            page.js("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            first = wait_for("the first probability plot", lambda: page.js(FIGURE_SRC))
+            state = wait_for("every cell to have run", lambda: (s := page.js(RUN_STATE))["ran"] and s)
+            assert state["errors"] == [] and first.startswith("data:image/png;base64,")
+            recordings = page.js(RECORDINGS)
+            other = next(o for o in recordings["options"] if o.split(" ")[-1] != recordings["value"].split(" ")[-1])
+            choose(page, "recording", other)  # a recording of another emotion
+            second = redrawn(page, first, f"choosing {other}")
+            assert second != first
+            wait_for("the kernel to settle", lambda: page.js(KERNEL_IDLE))
+            assert page.js(RUN_STATE)["errors"] == []
+        except BaseException:
+            with contextlib.suppress(Exception):
+                page.screenshot(tmp_path / "failure.png")
+            print(f"screenshot (failure.png), jupyterlab.log and chromium.log are in {tmp_path}")
+            raise

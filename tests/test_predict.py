@@ -127,6 +127,32 @@ def test_predict_a_folder_with_a_broken_file(trained, tmp_path, capsys):
     assert sier(["predict", trained.record["model"], str(folder / "plain copy.wav")]) == 0
 
 
+@pytest.mark.slow
+def test_embed_writes_what_the_network_computes_in_evaluation_mode(trained, tmp_path, capsys):
+    """`sier embed`: one row per recording, the pooled embedding of the run's network in eval mode
+    (to 1e-5), the emotion columns on request, and a bad file named and skipped."""
+    from sierlib.predict import embed_files, predict_recording
+
+    test = split_metadata(trained.meta, sierlib.folds.make_folds(trained.meta), 1)["test"]
+    _, _, emb = predict(trained.model, trained.data["test"]["X"])
+    network = load_network(trained.record["model"])
+    table, skipped = embed_files(network, list(test["path"]))
+    assert skipped == [] and list(table.file) == list(test["path"])
+    e_cols = [c for c in table.columns if c.startswith("e") and c[1:].isdigit()]
+    assert len(e_cols) == emb.shape[1] == network.model.encoder.out_features
+    np.testing.assert_allclose(table[e_cols].to_numpy(), emb.numpy(), atol=1e-5)
+    assert predict_recording(network, test["path"].iloc[0])["emotion"] in EMOTIONS
+    # the command: a broken file is named and skipped, the exit status says so
+    (tmp_path / "broken.wav").write_bytes(b"RIFF" + bytes(range(256)) * 4)
+    out = tmp_path / "embeddings.csv"
+    assert sier(["embed", trained.record["model"], test["path"].iloc[0], str(tmp_path / "broken.wav"),
+                 "--out", str(out), "--probabilities"]) == 1
+    written = pd.read_csv(out)
+    assert len(written) == 1 and "p_anger" in written and "e0" in written
+    np.testing.assert_allclose(written[e_cols].to_numpy()[0], emb.numpy()[0], atol=1e-5)
+    assert "broken.wav" in capsys.readouterr().err
+
+
 def test_load_network_names_a_bad_file(tmp_path):
     with pytest.raises(ValueError, match=r"does not exist; save one with -p save_model True"):
         load_network(tmp_path / "none.pt")
