@@ -17,13 +17,13 @@ import pandas as pd
 
 from .config import RunConfig
 from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, RESULTS, atomic_write, write_csv_atomic
-from .recipe import recipe_config
+from .recipe import Stage, decide, recipe_config, validation_score
 from .records import iter_records
 from .registry import CORPORA, PRETTY
 from .stats import fmt, gamma_label, markdown_table, mean_std, paired_test
 
 HOLDOUT = 0.2  # the share of each training speaker's utterances a probe run holds out
-STRENGTHS = (0.0, 0.5, 1.0, 2.0, 4.0)  # lambda_max: 0 is the capacity control, 1 the paper
+STRENGTHS = (0.0, 1.0, 3.0, 9.0)  # lambda_max: 0 is the capacity control, 1 the paper
 PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer",
                  "emotion_linear_probe"]
 
@@ -88,6 +88,63 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def strength_stage(strengths) -> Stage:
+    """The adversary's strength as a stage of the recipe's kind: options simplest first (no push)."""
+    return Stage("adversary strength (lambda_max)",
+                 tuple(("no push (capacity control)" if s == 0 else f"lambda_max {s:g}", {"lambda_max": float(s)})
+                       for s in sorted(strengths)))
+
+
+def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
+    """The adversary's strength decided on the validation speakers, as the recipe's stages are
+    (:func:`sierlib.recipe.decide`: the best mean validation accuracy of ``selection`` wins unless a
+    simpler option, "no push" first, is within one standard error of the paired difference),
+    for each corpus, depth and γ of the probe runs, over the fold x seed runs that every strength
+    has. With a held-out check: for each test fold, the decision again without the folds whose
+    validation speakers are that fold's test speakers, and the test accuracy that decision has
+    on that fold (against no push)."""
+    records = list(iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS))
+    by_cell = {}
+    for rec in records:
+        if "speaker_information" not in rec:
+            continue
+        c = {**RunConfig().to_dict(), **rec["config"]}
+        by_cell.setdefault((c["corpus"], c["n_cnn_layers"], gamma_label(c["gamma"])), []).append((c, rec))
+    out = []
+    for (corpus, depth, gamma), runs in sorted(by_cell.items()):
+        stage = strength_stage({c["lambda_max"] for c, _ in runs})
+        label_of = {opt["lambda_max"]: label for label, opt in stage.options}
+        scores, tests, roles = {}, {}, {}
+        for c, rec in runs:
+            key = (c["n_cnn_layers"], c["fold"], c["seed"])
+            scores.setdefault(label_of[c["lambda_max"]], {})[key] = validation_score(rec, selection)
+            tests.setdefault(label_of[c["lambda_max"]], {})[key] = rec["selections"][selection]["test_accuracy"]
+            roles[c["fold"]] = (set(rec["speakers"]["val"]), set(rec["speakers"]["test"]))
+        common = set.intersection(*(set(v) for v in scores.values()))
+        scores = {k: pd.Series({i: v[i] for i in common}).sort_index() for k, v in scores.items()}
+        tests = {k: pd.Series({i: v[i] for i in common}).sort_index() for k, v in tests.items()}
+        chosen, table = decide(stage, scores)
+        table.insert(0, "corpus", corpus)
+        table.insert(1, "n_cnn_layers", depth)
+        table.insert(2, "gamma", gamma)
+        table["check"] = "all folds"
+        out.append(table)
+        folds = sorted({f for _, f, _ in common})
+        control = stage.options[0][0]
+        for fold in folds:
+            keep = [g for g in folds if not roles[g][0] & roles[fold][1] and g != fold]
+            sub = {k: v[v.index.get_level_values(1).isin(keep)] for k, v in scores.items()}
+            held_chosen, _ = decide(stage, sub)
+            on_fold = {k: v[v.index.get_level_values(1) == fold].mean() for k, v in tests.items()}
+            out.append(pd.DataFrame([{"corpus": corpus, "n_cnn_layers": depth, "gamma": gamma,
+                                      "factor": stage.factor, "option": held_chosen, "chosen": True,
+                                      "check": f"test fold {fold} held out (decided on folds "
+                                               f"{' '.join(map(str, keep))})",
+                                      "test_fold_accuracy": 100 * on_fold[held_chosen],
+                                      "test_fold_accuracy_no_push": 100 * on_fold[control]}]))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
 SHOWN = ["corpus", "n_cnn_layers", "gamma", "lambda_max", "runs", "test_accuracy", "speaker_linear_probe",
          "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer", "emotion_linear_probe", "folds_paired",
          "emotion_diff", "emotion_p", "speaker_probe_diff", "speaker_probe_p"]
@@ -102,6 +159,8 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
         written.append(write_csv_atomic(part.sort_values(["n_cnn_layers", "gamma", "lambda_max", "seed", "fold"]),
                                         out / f"probes_{corpus}.csv"))
     table = tradeoff_table(rows)
+    decisions = decide_strength(runs_dir)
+    written.append(write_csv_atomic(decisions, out / "adversary_decisions.csv"))
     csv_path = out / ADVERSARY_TABLES.name
     written.append(write_csv_atomic(table, csv_path))
     md = ("# The speaker adversary: speaker information and emotion, by the adversary's strength\n\n"
@@ -118,6 +177,19 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
         md += (f"\n## {PRETTY.get(corpus, corpus)} (speaker chance {chance:.1f} %)\n\n"
                + markdown_table(part[[c for c in SHOWN if c in part]].drop(columns="corpus").round(
                    {"emotion_diff": 1, "speaker_probe_diff": 1, "emotion_p": 4, "speaker_probe_p": 4})))
+    if len(decisions):
+        full = decisions[decisions.check == "all folds"]
+        held = decisions[decisions.check != "all folds"]
+        md += ("\n## The strength decided on validation speakers\n\nAs the recipe's stages: the best mean validation "
+               "accuracy wins unless a simpler option (no push first) is within one standard error of the paired "
+               "difference (val_mean, val_sem, diff_to_best, diff_sem in %, over the fold x seed runs every strength "
+               "has; adversary_decisions.csv).\n\n"
+               + markdown_table(full[["corpus", "n_cnn_layers", "gamma", "option", "n_runs", "val_mean", "val_sem",
+                                      "diff_to_best", "diff_sem", "chosen"]].round(2))
+               + "\nHeld-out check: for each test fold, the decision again without the folds whose validation "
+                 "speakers are its test speakers, and that decision's test accuracy on the fold against no push:\n\n"
+               + markdown_table(held[["corpus", "check", "option", "test_fold_accuracy",
+                                      "test_fold_accuracy_no_push"]].round(1)))
     with atomic_write(csv_path.with_suffix(".md")) as f:
         f.write(md)
     return written + [csv_path.with_suffix(".md")]
@@ -144,27 +216,33 @@ def adversary_curves(runs_dir=None) -> pd.DataFrame:
 
 def verdict(table: pd.DataFrame) -> str:
     """For each corpus and depth of a :func:`tradeoff_table`: the control's speaker information,
-    the settings that remove most of it (held-out linear probe at most half the control's, or
-    unseen-speaker EER >= 45 %), and their paired effect on emotion; or that none does."""
+    each strength's, and whether it removes most of it -- the held-out linear speaker probe at most
+    half the control's, or the unseen-speaker EER at 45 % or more where the control's is below
+    that (where the control is already there, the EER cannot tell) -- with its paired effect on
+    emotion."""
     lines = []
     for (corpus, depth, gamma), part in table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False):
         control = part[part.lambda_max == 0]
         if not len(control):
             continue
         c = control.iloc[0]
+        eer_informative = c.unseen_speaker_eer_mean < 45
         lines.append(f"{PRETTY.get(corpus, corpus)}, {depth} CNN block(s), γ {gamma}: capacity control "
                      f"(lambda_max 0) speaker probe {c.speaker_linear_probe_mean:.1f} % (chance "
                      f"{c.speaker_chance:.1f} %), EER {c.unseen_speaker_eer_mean:.1f} %, emotion "
-                     f"{c.test_accuracy_mean:.1f} %.")
+                     f"{c.test_accuracy_mean:.1f} %."
+                     + ("" if eer_informative else " Its EER is already at least 45 %: the EER criterion "
+                                                   "cannot tell here, only the probe can."))
+        removing = []
         for _, r in part[part.lambda_max > 0].iterrows():
             removed = (r.speaker_linear_probe_mean <= c.speaker_linear_probe_mean / 2
-                       or r.unseen_speaker_eer_mean >= 45)
+                       or (eer_informative and r.unseen_speaker_eer_mean >= 45))
+            removing += [r.lambda_max] if removed else []
             lines.append(f"  lambda_max {r.lambda_max:g}: speaker probe {r.speaker_linear_probe_mean:.1f} % "
                          f"({r.speaker_probe_diff:+.1f}, p {r.speaker_probe_p:.4g}), EER "
                          f"{r.unseen_speaker_eer_mean:.1f} %, emotion {r.test_accuracy_mean:.1f} % "
-                         f"({r.emotion_diff:+.1f}, p {r.emotion_p:.4g}, {int(r.folds_paired)} folds)"
-                         + ("  <- removes most speaker information" if removed else ""))
-        if not any((r.speaker_linear_probe_mean <= c.speaker_linear_probe_mean / 2 or r.unseen_speaker_eer_mean >= 45)
-                   for _, r in part[part.lambda_max > 0].iterrows()):
-            lines.append("  no strength tried removes most speaker information.")
+                         f"({r.emotion_diff:+.1f}, p {r.emotion_p:.4g}; {int(r.folds_paired)} folds, "
+                         f"{int(r.paired_runs)} paired runs)" + ("  <- removes most speaker information" if removed else ""))
+        if not removing:
+            lines.append("  No strength tried removes most speaker information.")
     return "\n".join(lines)

@@ -209,8 +209,7 @@ def cmd_adversary(args) -> int:
         raise CommandError("--reference writes into the committed study (results/adversary/runs); leave out --runs-dir")
     out_dir = ADVERSARY_RUNS if args.reference else Path(args.runs_dir) if args.runs_dir else LOCAL_ADVERSARY / "runs"
     if args.action == "tables":
-        folder = ADVERSARY_RUNS if args.reference else out_dir
-        for path in adversary.write_adversary_tables(folder, RESULTS if args.reference else LOCAL_ADVERSARY):
+        for path in adversary.write_adversary_tables(out_dir, RESULTS if args.reference else LOCAL_ADVERSARY):
             print("wrote", path)
         return 0
     recipe_now = recipe.study(STUDY_RUNS).recipe

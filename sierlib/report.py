@@ -191,9 +191,10 @@ def open_items(results_dir: Path = RESULTS) -> str:
     lines += [
         "- The §4.2 grid (16 network sizes per cell, chosen on validation speakers): 16 times the compute of "
         "Table 1.",
-        "- The adversary study covers 1 CNN block at the paper's γ; probe rows for the deeper recipe cells, an AL "
-        "stage of the recipe decided on validation speakers (warm-up, the head's learning rate and width), and "
-        "cross-corpus tests are still to run (`sier adversary run --depths 2 3 4`).",
+        "- The adversary study covers 1 CNN block at the paper's γ, with the strength decided on validation "
+        "speakers from its probe runs. Still to run: probe rows for the deeper recipe cells (`sier adversary run "
+        "--depths 2 3 4`), the adversary's other knobs as options of that decision (warm-up, the head's learning "
+        "rate and width: run parameters already), and cross-corpus tests (Emo-DB ↔ RAVDESS).",
         "- A front-end and pooling stage of the recipe (window and hop, log-Mel with Δ, per-utterance "
         "normalisation, attentive pooling), decided on both corpora's validation speakers.",
     ]

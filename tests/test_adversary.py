@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from sierlib.adversary import PROBE_COLUMNS, probe_rows, tradeoff_table, verdict
+from sierlib.adversary import PROBE_COLUMNS, decide_strength, probe_rows, tradeoff_table, verdict
 from sierlib.config import RunConfig, RunOptions
 from sierlib.dataset import holdout_split
 from sierlib.experiments import run
@@ -87,10 +87,12 @@ def test_a_probe_run_records_speaker_information_and_the_scaled_lambda(synthetic
     assert all("holdout_speaker_accuracy" in row for row in rec["curves"])
 
 
-def _record(corpus, lam, fold, seed, acc, probe):
+def _record(corpus, lam, fold, seed, acc, probe, val=None):
     config = RunConfig(corpus=corpus, gamma=2.5, lambda_max=lam, speaker_holdout=0.2, fold=fold, seed=seed)
-    metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc}
-    return {"status": "finished", "name": config.name, "config": config.to_dict(), **metrics,
+    metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc if val is None else val}
+    # leave-two-speakers-out roles: fold k's validation speakers are fold k+1's test speakers
+    speakers = {"train": [], "val": [f"s{(fold + 1) % 4}"], "test": [f"s{fold}"]}  # 4 folds, cyclic
+    return {"status": "finished", "name": config.name, "config": config.to_dict(), **metrics, "speakers": speakers,
             "selections": {"swa": metrics}, "curves": [],
             "speaker_information": {"speaker_linear_probe": probe, "speaker_mlp_probe": probe, "speaker_head": probe,
                                     "unseen_speaker_eer": 0.4, "emotion_linear_probe": 0.6, "speaker_chance": 0.05,
@@ -112,3 +114,20 @@ def test_the_tradeoff_table_pairs_each_strength_with_the_control(tmp_path):
     assert pd.isna(table.loc[0.0].get("emotion_diff", np.nan))
     text = verdict(tradeoff_table(rows))
     assert "capacity control (lambda_max 0) speaker probe 90.0 %" in text and "removes most speaker information" in text
+
+
+def test_the_strength_is_decided_on_validation_with_a_held_out_check(tmp_path):
+    """A strength clearly better on validation wins; one within a standard error loses to no push."""
+    for fold in range(4):
+        for seed in (0, 1):
+            write_record(_record("ravdess", 0.0, fold, seed, 0.60, 0.9, val=0.60 + 0.01 * seed), tmp_path)
+            write_record(_record("ravdess", 1.0, fold, seed, 0.62, 0.8, val=0.60 + 0.01 * seed + 0.002 * (fold % 2)),
+                         tmp_path)
+            write_record(_record("ravdess", 3.0, fold, seed, 0.70, 0.5, val=0.70 + 0.01 * fold), tmp_path)
+    d = decide_strength(tmp_path)
+    full = d[d.check == "all folds"].set_index("option")
+    assert full.loc["lambda_max 3", "chosen"] and full.chosen.sum() == 1 and full.loc["lambda_max 3", "n_runs"] == 8
+    held = d[d.check != "all folds"]
+    assert len(held) == 4 and set(held.option) == {"lambda_max 3"}
+    assert "test fold 0 held out (decided on folds 1 2)" in set(held.check)  # not 0, nor 3 (its val = fold 0's test)
+    assert held.test_fold_accuracy.round(6).eq(70.0).all() and held.test_fold_accuracy_no_push.round(6).eq(60.0).all()
