@@ -73,10 +73,16 @@ def wait_for(what: str, probe, timeout: float = TIMEOUT, every: float = 0.25):
         time.sleep(every)
 
 
-def browser_notebook(path: Path, source: Path = NB01) -> Path:
-    """The cells of a notebook tagged `browser`, as committed (outputs and widget state kept)."""
+def browser_notebook(path: Path, source: Path = NB01, parameters: dict | None = None) -> Path:
+    """The cells of a notebook tagged `browser`, as committed (outputs and widget state kept);
+    ``parameters`` replace lines ``name = ...`` of its parameters cell."""
     nb = nbformat.read(source, as_version=4)
     nb.cells = [c for c in nb.cells if "browser" in c.metadata.get("tags", [])]
+    for cell in nb.cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            cell.source = "\n".join(next((f"{k} = {v!r}" for k, v in (parameters or {}).items()
+                                           if line.startswith(f"{k} = ")), line)
+                                     for line in cell.source.splitlines())
     assert any("widgets.Dropdown" in c.source for c in nb.cells), f"no cell of {source.name} tagged `browser` holds a widget"
     nbformat.write(nb, path)
     return path
@@ -318,10 +324,16 @@ RECORDINGS = """Array.from(document.querySelectorAll('.widget-dropdown select'))
 @pytest.mark.slow
 def test_the_prediction_browser_redraws_in_jupyterlab(real_data, tmp_path):
     """Notebook 09: untrusted, one line of text; run, a probability plot; another recording, another plot."""
+    from sierlib.config import RunConfig, RunOptions
+    from sierlib.experiments import run
+
     binary = chromium_or_skip()
+    # a tiny saved network, trained here (a fresh clone has none), so the browser waits for no training
+    record = run(RunConfig(epochs=1, n_filters=8, gru_hidden=8, fc_hidden=8),
+                 RunOptions(device="cpu", save_model=True, out_dir=str(tmp_path / "runs")), progress=False)
     root = tmp_path / "lab"
     root.mkdir()
-    nb = browser_notebook(root / "predict.ipynb", NB09)
+    nb = browser_notebook(root / "predict.ipynb", NB09, {"model": record["model"]})
     with jupyterlab(root, tmp_path / "jupyterlab.log") as (url, token), \
             chromium(binary, tmp_path / "chromium", tmp_path / "chromium.log") as page:
         try:
