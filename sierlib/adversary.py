@@ -174,8 +174,11 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
           "held-out utterances. *_diff: paired against lambda_max 0 over folds (seeds averaged), exact sign-flip p.\n")
     for corpus, part in table.groupby("corpus", sort=False):
         chance = part.speaker_chance.iloc[0]
+        shown = part[[c for c in SHOWN if c in part]].drop(columns="corpus")
+        if "folds_paired" in shown:
+            shown = shown.astype({"folds_paired": "Int64"})
         md += (f"\n## {PRETTY.get(corpus, corpus)} (speaker chance {chance:.1f} %)\n\n"
-               + markdown_table(part[[c for c in SHOWN if c in part]].drop(columns="corpus").round(
+               + markdown_table(shown.round(
                    {"emotion_diff": 1, "speaker_probe_diff": 1, "emotion_p": 4, "speaker_probe_p": 4})))
     if len(decisions):
         full = decisions[decisions.check == "all folds"]
@@ -185,7 +188,7 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
                "difference (val_mean, val_sem, diff_to_best, diff_sem in %, over the fold x seed runs every strength "
                "has; adversary_decisions.csv).\n\n"
                + markdown_table(full[["corpus", "n_cnn_layers", "gamma", "option", "n_runs", "val_mean", "val_sem",
-                                      "diff_to_best", "diff_sem", "chosen"]].round(2))
+                                      "diff_to_best", "diff_sem", "chosen"]].astype({"n_runs": int}).round(2))
                + "\nHeld-out check: for each test fold, the decision again without the folds whose validation "
                  "speakers are its test speakers, and that decision's test accuracy on the fold against no push:\n\n"
                + markdown_table(held[["corpus", "check", "option", "test_fold_accuracy",
