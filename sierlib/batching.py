@@ -93,7 +93,7 @@ def frames_computed(batches: list[torch.Tensor], lengths) -> int:
 
     With the padded widths as ``lengths`` this is what the padded path computes, so the ratio of
     the two is the ceiling of the speed-up that length-aware batches can bring (the benchmark
-    ``python -m sierlib.benchmarks lengths`` prints it beside the measured one)."""
+    ``sier benchmark lengths`` prints it beside the measured one)."""
     lengths = torch.as_tensor(lengths)
     return sum(len(b) * int(lengths[b].max()) for b in batches if len(b))
 

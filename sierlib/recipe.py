@@ -26,8 +26,8 @@ factor, what the project recommends, **looking only at validation speakers**:
 
 The committed study is ``results/recipe/runs`` (:data:`STUDY_RUNS`), with its decisions in
 ``results/recipe_decisions.csv`` and the recipe's rows of Tables 1-2 in
-``results/recipe_tables.csv``/``.md``, all derived from those runs by code. ``sier recipe run``
-(or ``python -m sierlib.recipe run``), ``tables`` and ``decide`` read the committed runs and
+``results/recipe_tables.csv``/``.md``, all derived from those runs by code. ``sier recipe run``,
+``tables`` and ``decide`` read the committed runs and
 write your own new runs, and what is derived from the two together, under
 ``results/local/recipe/`` (git-ignored), so they never change the committed study or the tests;
 ``--reference`` writes into the committed study instead, for a deliberate extension of it (as
