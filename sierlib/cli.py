@@ -2,7 +2,7 @@
 commands and ``sier <command> --help`` their options. The top floor: one argparse parser, and
 for each command a short function that calls the library and prints.
 
-This module is longer than the others (about 450 lines) because it holds every command's options
+This module is longer than the others (about 520 lines) because it holds every command's options
 in one place: each command's parser sits next to the function that runs it.
 """
 from __future__ import annotations
