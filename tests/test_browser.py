@@ -245,6 +245,18 @@ def choose(page: Page, label: str, option: str):
     }})()""")
 
 
+@contextlib.contextmanager
+def failure_evidence(page: Page, tmp_path: Path):
+    """On a failure inside the block, leave a screenshot beside the two logs in tmp_path."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            page.screenshot(tmp_path / "failure.png")
+        print(f"screenshot (failure.png), jupyterlab.log and chromium.log are in {tmp_path}")
+        raise
+
+
 def redrawn(page: Page, before: str, what: str) -> str:
     return wait_for(f"the figure to be redrawn after {what}",
                     lambda: (src := page.js(FIGURE_SRC)) and src != before and src)
@@ -272,7 +284,7 @@ def test_the_widget_browser_redraws_in_jupyterlab(real_data, tmp_path):
     t0 = time.monotonic()
     with jupyterlab(root, tmp_path / "jupyterlab.log") as (url, token), \
             chromium(binary, tmp_path / "chromium", tmp_path / "chromium.log") as page:
-        try:
+        with failure_evidence(page, tmp_path):
             page.send("Page.navigate", url=f"{url}/lab/tree/browser.ipynb?reset&token={token}")
             wait_for("the notebook to open with an idle kernel", lambda: page.js(KERNEL_IDLE))
             t_open = time.monotonic()
@@ -306,11 +318,6 @@ def test_the_widget_browser_redraws_in_jupyterlab(real_data, tmp_path):
             assert len({first, second, third}) == 3
             wait_for("the kernel to settle", lambda: page.js(KERNEL_IDLE))
             assert page.js(RUN_STATE)["errors"] == []
-        except BaseException:
-            with contextlib.suppress(Exception):
-                page.screenshot(tmp_path / "failure.png")
-            print(f"screenshot (failure.png), jupyterlab.log and chromium.log are in {tmp_path}")
-            raise
         t_end = time.monotonic()
     print(f"\nbrowser test: JupyterLab and the notebook open {t_open - t0:.1f} s, run {t_run - t_open:.1f} s, "
           f"two redraws {t_end - t_run:.1f} s")
@@ -336,7 +343,7 @@ def test_the_prediction_browser_redraws_in_jupyterlab(real_data, tmp_path):
     nb = browser_notebook(root / "predict.ipynb", NB09, {"model": record["model"]})
     with jupyterlab(root, tmp_path / "jupyterlab.log") as (url, token), \
             chromium(binary, tmp_path / "chromium", tmp_path / "chromium.log") as page:
-        try:
+        with failure_evidence(page, tmp_path):
             page.send("Page.navigate", url=f"{url}/lab/tree/{nb.name}?reset&token={token}")
             wait_for("the notebook to open with an idle kernel", lambda: page.js(KERNEL_IDLE))
             text = page.js("document.querySelector('.jp-Notebook').innerText")
@@ -353,8 +360,3 @@ def test_the_prediction_browser_redraws_in_jupyterlab(real_data, tmp_path):
             assert second != first
             wait_for("the kernel to settle", lambda: page.js(KERNEL_IDLE))
             assert page.js(RUN_STATE)["errors"] == []
-        except BaseException:
-            with contextlib.suppress(Exception):
-                page.screenshot(tmp_path / "failure.png")
-            print(f"screenshot (failure.png), jupyterlab.log and chromium.log are in {tmp_path}")
-            raise
