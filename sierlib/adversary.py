@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import RunConfig
+from .config import ADVERSARY_FIELDS, RunConfig
 from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, RESULTS, atomic_write, write_csv_atomic
 from .recipe import Stage, decide, recipe_config, validation_score
 from .records import iter_records
@@ -29,13 +29,37 @@ PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "u
 
 
 def adversary_plan(recipe: dict, corpus: str, gamma: float, strengths=STRENGTHS, depths=(1,), seeds=(0, 1),
-                   folds=None) -> list[RunConfig]:
+                   folds=None, **knobs) -> list[RunConfig]:
     """The probe runs of the study: the recipe at each depth, AL at ``gamma`` with each
-    ``lambda_max`` (0: the capacity control), every fold and seed, ``speaker_holdout`` :data:`HOLDOUT`."""
+    ``lambda_max`` (0: the capacity control), every fold and seed, ``speaker_holdout`` :data:`HOLDOUT`.
+    ``knobs`` (``adversary_warmup_epochs``, ``adversary_lr_scale``, ``speaker_fc_hidden``) set the
+    adversary's other knobs of the runs with ``lambda_max > 0``; the capacity control keeps the
+    paper's head, so every variant pairs with the same control runs."""
+    unknown = set(knobs) - set(ADVERSARY_FIELDS[1:])
+    if unknown:
+        raise ValueError(f"unknown adversary knobs {sorted(unknown)}; the knobs are {', '.join(ADVERSARY_FIELDS[1:])}")
     folds = range(CORPORA[corpus].n_folds) if folds is None else folds
     return [recipe_config(recipe, corpus=corpus, n_cnn_layers=depth, gamma=gamma, lambda_max=float(s),
-                          speaker_holdout=HOLDOUT, fold=fold, seed=seed)
+                          speaker_holdout=HOLDOUT, fold=fold, seed=seed, **(knobs if s > 0 else {}))
             for depth in depths for s in strengths for seed in seeds for fold in folds]
+
+
+def adversary_label(config: dict) -> str:
+    """A setting of the adversary in words: ``"control"`` (``lambda_max`` 0), ``"λ×1"`` (the
+    paper), ``"λ×3, warm-up 5, head lr ×10"``, ..."""
+    c = {**RunConfig().to_dict(), **config}
+    if c["lambda_max"] == 0:
+        return "control"
+    words = [f"λ×{c['lambda_max']:g}"]
+    words += [f"warm-up {c['adversary_warmup_epochs']}"] if c["adversary_warmup_epochs"] else []
+    words += [f"head lr ×{c['adversary_lr_scale']:g}"] if c["adversary_lr_scale"] != 1 else []
+    words += [f"head {c['speaker_fc_hidden']} units"] if c["speaker_fc_hidden"] is not None else []
+    return ", ".join(words)
+
+
+def _knobs(c: dict) -> tuple:
+    """A setting's sort key: the knobs, the paper's head first (0 for a default hidden size)."""
+    return (c["lambda_max"], c["adversary_warmup_epochs"], c["adversary_lr_scale"], c["speaker_fc_hidden"] or 0)
 
 
 def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = "swa") -> pd.DataFrame:
@@ -49,7 +73,8 @@ def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = "swa")
         c = {**RunConfig().to_dict(), **rec["config"]}
         chosen = rec["selections"][selection] if selection in rec.get("selections", {}) else rec
         rows.append({"corpus": c["corpus"], "encoder": c["encoder"], "n_cnn_layers": c["n_cnn_layers"],
-                     "gamma": gamma_label(c["gamma"]), "lambda_max": c["lambda_max"], "fold": c["fold"],
+                     "gamma": gamma_label(c["gamma"]), "adversary": adversary_label(c),
+                     **{k: c[k] for k in ADVERSARY_FIELDS}, "fold": c["fold"],
                      "seed": c["seed"], "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
                      "val_accuracy": chosen["val_accuracy"], **{k: info[k] for k in PROBE_COLUMNS},
                      "speaker_chance": info["speaker_chance"], "emotion_chance": info["emotion_chance"],
@@ -58,16 +83,17 @@ def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = "swa")
 
 
 def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per corpus, depth, gamma and ``lambda_max``: means ± std (%) over its fold x seed
+    """One row per corpus, depth, gamma and adversary setting (:func:`adversary_label`): means ± std (%) over its fold x seed
     runs of emotion test accuracy, held-out speaker identification (linear, MLP, the adversary's
     head), unseen-speaker EER and the emotion probe; and, for ``lambda_max > 0``, the paired
     difference from the capacity control (``lambda_max = 0``, same folds and seeds; each fold's
     seeds averaged first) in emotion test accuracy and in the linear speaker probe, with exact
     sign-flip p-values."""
     out = []
-    keys = ["corpus", "n_cnn_layers", "gamma", "lambda_max"]
-    for key, cell in rows.groupby(keys, sort=True):
-        row = dict(zip(keys, key))
+    keys = ["corpus", "n_cnn_layers", "gamma", "adversary"]
+    rows = rows.assign(_order=[_knobs(r) for r in rows[list(ADVERSARY_FIELDS)].to_dict("records")])
+    for key, cell in sorted(rows.groupby(keys), key=lambda kc: kc[0][:3] + (kc[1]._order.iloc[0],)):
+        row = {**dict(zip(keys, key)), **cell[list(ADVERSARY_FIELDS)].iloc[0].to_dict()}
         row["runs"] = len(cell)
         for col in ["test_accuracy", "test_uar"] + PROBE_COLUMNS:
             m, s = mean_std(cell[col].dropna())
@@ -75,7 +101,7 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
         row["speaker_chance"] = 100 * cell.speaker_chance.mean()
         control = rows[(rows.corpus == key[0]) & (rows.n_cnn_layers == key[1]) & (rows.gamma == key[2])
                        & (rows.lambda_max == 0)]
-        if key[3] > 0 and len(control):
+        if row["lambda_max"] > 0 and len(control):
             both = cell.merge(control, on=["fold", "seed"], suffixes=("", "_control"))
             per_fold = both.groupby("fold")[["test_accuracy", "test_accuracy_control", "speaker_linear_probe",
                                              "speaker_linear_probe_control"]].mean()
@@ -88,11 +114,16 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def strength_stage(strengths) -> Stage:
-    """The adversary's strength as a stage of the recipe's kind: options simplest first (no push)."""
+def strength_stage(settings) -> Stage:
+    """The adversary's settings (dicts of :data:`~sierlib.config.ADVERSARY_FIELDS`) as a stage of
+    the recipe's kind: options simplest first (no push, then by ``lambda_max`` and the other knobs)."""
+    settings = sorted({tuple(s[k] for k in ADVERSARY_FIELDS) for s in settings},
+                      key=lambda t: _knobs(dict(zip(ADVERSARY_FIELDS, t))))
     return Stage("adversary strength (lambda_max)",
-                 tuple(("no push (capacity control)" if s == 0 else f"lambda_max {s:g}", {"lambda_max": float(s)})
-                       for s in sorted(strengths)))
+                 tuple(("no push (capacity control)" if s[0] == 0 else
+                        adversary_label(dict(zip(ADVERSARY_FIELDS, s))).replace("λ×", "lambda_max "),
+                        {k: v for k, v in zip(ADVERSARY_FIELDS, s) if k == "lambda_max" or v != RunConfig().to_dict()[k]})
+                       for s in settings))
 
 
 def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
@@ -112,13 +143,14 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
         by_cell.setdefault((c["corpus"], c["n_cnn_layers"], gamma_label(c["gamma"])), []).append((c, rec))
     out = []
     for (corpus, depth, gamma), runs in sorted(by_cell.items()):
-        stage = strength_stage({c["lambda_max"] for c, _ in runs})
-        label_of = {opt["lambda_max"]: label for label, opt in stage.options}
+        stage = strength_stage([c for c, _ in runs])
+        defaults = RunConfig().to_dict()
+        label_of = {tuple({**defaults, **opt}[k] for k in ADVERSARY_FIELDS): label for label, opt in stage.options}
         scores, tests, roles = {}, {}, {}
         for c, rec in runs:
-            key = (c["n_cnn_layers"], c["fold"], c["seed"])
-            scores.setdefault(label_of[c["lambda_max"]], {})[key] = validation_score(rec, selection)
-            tests.setdefault(label_of[c["lambda_max"]], {})[key] = rec["selections"][selection]["test_accuracy"]
+            key, label = (c["n_cnn_layers"], c["fold"], c["seed"]), label_of[tuple(c[k] for k in ADVERSARY_FIELDS)]
+            scores.setdefault(label, {})[key] = validation_score(rec, selection)
+            tests.setdefault(label, {})[key] = rec["selections"][selection]["test_accuracy"]
             roles[c["fold"]] = (set(rec["speakers"]["val"]), set(rec["speakers"]["test"]))
         common = set.intersection(*(set(v) for v in scores.values()))
         scores = {k: pd.Series({i: v[i] for i in common}).sort_index() for k, v in scores.items()}
@@ -145,7 +177,7 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-SHOWN = ["corpus", "n_cnn_layers", "gamma", "lambda_max", "runs", "test_accuracy", "speaker_linear_probe",
+SHOWN = ["corpus", "n_cnn_layers", "gamma", "adversary", "runs", "test_accuracy", "speaker_linear_probe",
          "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer", "emotion_linear_probe", "folds_paired",
          "emotion_diff", "emotion_p", "speaker_probe_diff", "speaker_probe_p"]
 
@@ -156,7 +188,7 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
     rows = probe_rows(runs_dir)
     written = []
     for corpus, part in rows.groupby("corpus"):
-        written.append(write_csv_atomic(part.sort_values(["n_cnn_layers", "gamma", "lambda_max", "seed", "fold"]),
+        written.append(write_csv_atomic(part.sort_values(["n_cnn_layers", "gamma", *ADVERSARY_FIELDS, "seed", "fold"]),
                                         out / f"probes_{corpus}.csv"))
     table = tradeoff_table(rows)
     decisions = decide_strength(runs_dir)
@@ -166,8 +198,9 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
     md = ("# The speaker adversary: speaker information and emotion, by the adversary's strength\n\n"
           "Generated by `sier adversary tables` (sierlib.adversary.write_adversary_tables) from the probe runs in "
           "results/adversary/runs. Each run is the recipe with 20 % of every training speaker's utterances held out "
-          "of training; lambda_max scales the adversarial weight (0: the capacity control, the speaker head learns "
-          "but the encoder is not pushed; 1: the paper). Means ± std (%) over fold x seed runs: test_accuracy = "
+          "of training; λ×k scales the adversarial weight by lambda_max = k (control = 0: the speaker head learns "
+          "but the encoder is not pushed; λ×1: the paper); warm-up n holds λ at 0 for the first n epochs, head lr ×m "
+          "trains the speaker head at m times the learning rate, head n units widens it. Means ± std (%) over fold x seed runs: test_accuracy = "
           "emotion on the test speakers; speaker_linear_probe / speaker_mlp_probe / speaker_head = speaker "
           "identification of the held-out utterances (chance 1/training speakers); unseen_speaker_eer = cosine "
           "verification EER over the validation and test speakers (chance 50); emotion_linear_probe = emotion of the "
@@ -200,7 +233,7 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
 
 def adversary_curves(runs_dir=None) -> pd.DataFrame:
     """The speaker head's accuracy on the held-out utterances after each epoch, one row per run and
-    epoch: ``corpus, n_cnn_layers, gamma, lambda_max, fold, seed, epoch, lambda,
+    epoch: ``corpus, n_cnn_layers, gamma, adversary, lambda_max, fold, seed, epoch, lambda,
     holdout_speaker_accuracy, train_speaker_accuracy``."""
     rows = []
     for rec in iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS):
@@ -210,7 +243,7 @@ def adversary_curves(runs_dir=None) -> pd.DataFrame:
         for row in rec["curves"]:
             if "holdout_speaker_accuracy" in row:
                 rows.append({"corpus": c["corpus"], "n_cnn_layers": c["n_cnn_layers"], "gamma": gamma_label(c["gamma"]),
-                             "lambda_max": c["lambda_max"], "fold": c["fold"], "seed": c["seed"],
+                             "adversary": adversary_label(c), "lambda_max": c["lambda_max"], "fold": c["fold"], "seed": c["seed"],
                              "epoch": row["epoch"], "lambda": row["lambda"],
                              "holdout_speaker_accuracy": row["holdout_speaker_accuracy"],
                              "train_speaker_accuracy": row.get("train_speaker_accuracy")})
@@ -240,12 +273,12 @@ def verdict(table: pd.DataFrame) -> str:
         for _, r in part[part.lambda_max > 0].iterrows():
             removed = (r.speaker_linear_probe_mean <= c.speaker_linear_probe_mean / 2
                        or (eer_informative and r.unseen_speaker_eer_mean >= 45))
-            removing += [r.lambda_max] if removed else []
-            lines.append(f"  lambda_max {r.lambda_max:g}: speaker probe {r.speaker_linear_probe_mean:.1f} % "
+            removing += [r.adversary] if removed else []
+            lines.append(f"  {r.adversary.replace('λ×', 'lambda_max ')}: speaker probe {r.speaker_linear_probe_mean:.1f} % "
                          f"({r.speaker_probe_diff:+.1f}, p {r.speaker_probe_p:.4g}), EER "
                          f"{r.unseen_speaker_eer_mean:.1f} %, emotion {r.test_accuracy_mean:.1f} % "
                          f"({r.emotion_diff:+.1f}, p {r.emotion_p:.4g}; {int(r.folds_paired)} folds, "
                          f"{int(r.paired_runs)} paired runs)" + ("  <- removes most speaker information" if removed else ""))
         if not removing:
-            lines.append("  No strength tried removes most speaker information.")
+            lines.append("  No setting tried removes most speaker information.")
     return "\n".join(lines)

@@ -214,8 +214,10 @@ def cmd_adversary(args) -> int:
         return 0
     recipe_now = recipe.study(STUDY_RUNS).recipe
     gamma = BEST_GAMMA[args.corpus] if args.gamma is None else args.gamma
+    knobs = {"adversary_warmup_epochs": args.warmup_epochs, "adversary_lr_scale": args.head_lr_scale,
+             "speaker_fc_hidden": args.head_hidden}
     plan = adversary.adversary_plan(recipe_now, args.corpus, gamma, args.strengths, args.depths, args.seeds,
-                                    args.folds)
+                                    args.folds, **knobs)
     todo = sweep.unfinished(plan, out_dir)
     print(f"adversary study on {args.corpus}, γ {gamma}, recipe {json.dumps(recipe_now, sort_keys=True)}: "
           f"{len(plan)} probe runs planned, {len(todo)} to train into {out_dir}")
@@ -452,6 +454,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=None, help="γ of the AL runs (default: the paper's best for the corpus)")
     p.add_argument("--strengths", type=float, nargs="+", default=list(adversary.STRENGTHS),
                    help="the values of lambda_max (0: the capacity control; 1: the paper)")
+    p.add_argument("--warmup-epochs", type=int, default=0,
+                   help="adversary_warmup_epochs of the AL runs: λ held at 0 for the first epochs (default 0, the paper)")
+    p.add_argument("--head-lr-scale", type=float, default=1.0,
+                   help="adversary_lr_scale of the AL runs: the speaker head's learning-rate multiplier (default 1)")
+    p.add_argument("--head-hidden", type=int, default=None,
+                   help="speaker_fc_hidden of the AL runs: the speaker head's width (default: fc_hidden, the paper)")
     p.add_argument("--depths", type=int, nargs="+", default=[1])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--folds", type=int, nargs="+", default=None, help="default: every fold")

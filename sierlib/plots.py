@@ -132,18 +132,24 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
 
 def plot_tradeoff(table: pd.DataFrame):
     """Emotion test accuracy against the held-out linear speaker probe, one point per adversary
-    strength (``lambda_max``), one panel per corpus and depth (:func:`sierlib.adversary.tradeoff_table`)."""
+    setting (:func:`sierlib.adversary.tradeoff_table`), one panel per corpus and depth: a line
+    through the control and the paper's head at growing ``lambda_max``, the other settings
+    (warm-up, a faster or wider head) as separate points."""
     panels = list(table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
-        part = part.sort_values("lambda_max")
-        x, y = part.speaker_linear_probe_mean, part.test_accuracy_mean
-        xerr = [float(s.split("±")[1]) if "±" in s else 0 for s in part.speaker_linear_probe]
-        yerr = [float(s.split("±")[1]) if "±" in s else 0 for s in part.test_accuracy]
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="-o", color="tab:blue", ecolor="0.7", capsize=3)
-        for xi, yi, lam in zip(x, y, part.lambda_max):
-            ax.annotate("control" if lam == 0 else f"λ×{lam:g}", (xi, yi), textcoords="offset points",
-                        xytext=(5, 5), fontsize=8)
+        paper_head = (part.adversary_warmup_epochs == 0) & (part.adversary_lr_scale == 1) & part.speaker_fc_hidden.isna()
+        for points, style, colour, label in ((part[paper_head], "-o", "tab:blue", "paper's head, λ scaled"),
+                                             (part[~paper_head], "s", "tab:red", "stronger head")):
+            if not len(points):
+                continue
+            points = points.sort_values("lambda_max")
+            x, y = points.speaker_linear_probe_mean, points.test_accuracy_mean
+            xerr = [float(s.split("±")[1]) if "±" in s else 0 for s in points.speaker_linear_probe]
+            yerr = [float(s.split("±")[1]) if "±" in s else 0 for s in points.test_accuracy]
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=style, color=colour, ecolor="0.7", capsize=3, label=label)
+            for xi, yi, name in zip(x, y, points.adversary):
+                ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7)
         ax.axvline(part.speaker_chance.iloc[0], ls=":", color="0.4", label="speaker chance")
         ax.set(title=f"{corpus}, {depth} block(s), γ {gamma}", xlabel="held-out speaker identification (linear probe, %)",
                ylabel="emotion accuracy, test speakers (%)")
@@ -154,16 +160,16 @@ def plot_tradeoff(table: pd.DataFrame):
 
 def plot_speaker_head_curves(curves: pd.DataFrame):
     """The speaker head's held-out accuracy after each epoch, mean over runs, one line per
-    adversary strength, one panel per corpus (:func:`sierlib.adversary.adversary_curves`)."""
+    adversary setting, one panel per corpus (:func:`sierlib.adversary.adversary_curves`)."""
     panels = list(curves.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False))
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
     for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
-        mean = part.groupby(["lambda_max", "epoch"]).holdout_speaker_accuracy.mean().mul(100).reset_index()
-        for lam, line in mean.groupby("lambda_max"):
-            ax.plot(line.epoch, line.holdout_speaker_accuracy, label="control" if lam == 0 else f"λ×{lam:g}")
+        mean = part.groupby(["adversary", "epoch"]).holdout_speaker_accuracy.mean().mul(100).reset_index()
+        for name, line in mean.groupby("adversary", sort=False):
+            ax.plot(line.epoch, line.holdout_speaker_accuracy, label=name)
         ax.set(title=f"{corpus}, {depth} block(s), γ {gamma}", xlabel="epoch",
                ylabel="speaker head, held-out utterances (%)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

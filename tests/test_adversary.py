@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sierlib.adversary import PROBE_COLUMNS, decide_strength, probe_rows, tradeoff_table, verdict
+from sierlib.adversary import (PROBE_COLUMNS, adversary_label, adversary_plan, decide_strength, probe_rows,
+                               tradeoff_table, verdict)
 from sierlib.config import RunConfig, RunOptions
 from sierlib.dataset import holdout_split
 from sierlib.experiments import run
@@ -87,8 +88,8 @@ def test_a_probe_run_records_speaker_information_and_the_scaled_lambda(synthetic
     assert all("holdout_speaker_accuracy" in row for row in rec["curves"])
 
 
-def _record(corpus, lam, fold, seed, acc, probe, val=None):
-    config = RunConfig(corpus=corpus, gamma=2.5, lambda_max=lam, speaker_holdout=0.2, fold=fold, seed=seed)
+def _record(corpus, lam, fold, seed, acc, probe, val=None, **knobs):
+    config = RunConfig(corpus=corpus, gamma=2.5, lambda_max=lam, speaker_holdout=0.2, fold=fold, seed=seed, **knobs)
     metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc if val is None else val}
     # leave-two-speakers-out roles: fold k's validation speakers are fold k+1's test speakers
     speakers = {"train": [], "val": [f"s{(fold + 1) % 4}"], "test": [f"s{fold}"]}  # 4 folds, cyclic
@@ -131,3 +132,26 @@ def test_the_strength_is_decided_on_validation_with_a_held_out_check(tmp_path):
     assert len(held) == 4 and set(held.option) == {"lambda_max 3"}
     assert "test fold 0 held out (decided on folds 1 2)" in set(held.check)  # not 0, nor 3 (its val = fold 0's test)
     assert held.test_fold_accuracy.round(6).eq(70.0).all() and held.test_fold_accuracy_no_push.round(6).eq(60.0).all()
+
+
+def test_a_stronger_head_is_a_setting_of_its_own_paired_with_the_same_control(tmp_path):
+    plan = adversary_plan({}, "emodb", 3.33, strengths=(0, 3), seeds=(0,), folds=(0,), adversary_warmup_epochs=5,
+                          adversary_lr_scale=10.0)
+    assert [(c.lambda_max, c.adversary_warmup_epochs, c.adversary_lr_scale) for c in plan] == [(0, 0, 1), (3, 5, 10)]
+    with pytest.raises(ValueError, match="unknown adversary knobs"):
+        adversary_plan({}, "emodb", 3.33, head_lr=3)
+    assert adversary_label(plan[1].to_dict()) == "λ×3, warm-up 5, head lr ×10" and adversary_label(plan[0].to_dict()) == "control"
+    strong = {"adversary_warmup_epochs": 5, "adversary_lr_scale": 10.0}
+    for fold in range(4):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90, val=0.60), tmp_path)
+        write_record(_record("ravdess", 3.0, fold, 0, 0.58, 0.80, val=0.58), tmp_path)
+        write_record(_record("ravdess", 3.0, fold, 0, 0.50, 0.30, val=0.80 + 0.01 * fold, **strong), tmp_path)
+    table = tradeoff_table(probe_rows(tmp_path)).set_index("adversary")
+    assert list(table.index) == ["control", "λ×3", "λ×3, warm-up 5, head lr ×10"]
+    assert table.loc["λ×3, warm-up 5, head lr ×10", "speaker_probe_diff"] == pytest.approx(-60)
+    assert table.loc["λ×3", "speaker_probe_diff"] == pytest.approx(-10) and table.loc["λ×3", "folds_paired"] == 4
+    assert "lambda_max 3, warm-up 5, head lr ×10: speaker probe 30.0 %" in verdict(table.reset_index())
+    d = decide_strength(tmp_path)
+    full = d[d.check == "all folds"].set_index("option")
+    assert list(full.index) == ["no push (capacity control)", "lambda_max 3", "lambda_max 3, warm-up 5, head lr ×10"]
+    assert full.loc["lambda_max 3, warm-up 5, head lr ×10", "chosen"] and full.chosen.sum() == 1
