@@ -207,10 +207,12 @@ def opensmile_functionals(meta: pd.DataFrame, feature_set: str = "eGeMAPSv02",
     return df
 
 
-def record_path(corpus: str, feature_set: str, fold: int, out_dir: str | os.PathLike | None = None) -> Path:
-    """Where the record of one classical run lives."""
+def record_path(corpus: str, feature_set: str, fold: int, out_dir: str | os.PathLike | None = None,
+                test_corpus: str | None = None) -> Path:
+    """Where the record of one classical run lives (a cross-corpus run's name says ``-to-<test_corpus>``)."""
     out_dir = Path(out_dir) if out_dir is not None else DEFAULT_OUT
-    return out_dir / corpus / f"{corpus}-{feature_set}-fold{fold}.json"
+    corpora = corpus + (f"-to-{test_corpus}" if test_corpus else "")
+    return out_dir / corpus / f"{corpora}-{feature_set}-fold{fold}.json"
 
 
 def _check_grid(C_grid) -> list[float]:
@@ -233,7 +235,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
                   C_grid=C_GRID, kernel: str = "linear", out_dir: str | os.PathLike | None = None,
                   save: bool = True, data_root: str | os.PathLike | None = None,
                   cache: str | os.PathLike | None = None, n_jobs: int = -1,
-                  progress: bool = False) -> dict:
+                  progress: bool = False, test_corpus: str | None = None) -> dict:
     """Train and evaluate the openSMILE + SVM baseline on one speaker-independent fold.
 
     Parameters
@@ -261,6 +263,10 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
     data_root, cache, n_jobs, progress
         Passed to :func:`~sierlib.corpora.load_metadata` / :func:`opensmile_functionals` when
         ``meta`` / ``feats`` are not given.
+    test_corpus : {"emodb", "ravdess"}, optional
+        Cross-corpus, as a network run with this ``test_corpus`` (:func:`sierlib.dataset.fold_data`):
+        the emotions both corpora share, trained on every speaker of ``corpus`` but the fold's
+        validation pair (which chooses ``C``), tested on every speaker of ``test_corpus``.
 
     Returns
     -------
@@ -301,9 +307,22 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
         raise ValueError(f"unknown emotion labels {sorted(unknown)} for {corpus}")
 
     parts = split_metadata(meta, folds, fold)
+    sources = {role: feats for role in parts}
+    if test_corpus is not None:
+        if test_corpus == corpus or test_corpus not in ("emodb", "ravdess") or corpus not in ("emodb", "ravdess"):
+            raise ValueError(f"test_corpus={test_corpus!r}: a cross-corpus run trains on one of 'emodb' and "
+                             f"'ravdess' and tests on the other (corpus={corpus!r})")
+        test_meta = load_metadata(test_corpus, data_root)
+        sources["test"] = opensmile_functionals(test_meta, feature_set, cache=cache, n_jobs=n_jobs, progress=progress)
+        emotions = [e for e in emotions if e in set(test_meta["emotion"])]
+        emo_index = {e: i for i, e in enumerate(emotions)}
+        parts = {"train": pd.concat([parts["train"], parts["test"]]), "val": parts["val"], "test": test_meta}
+        parts = {role: m[m["emotion"].isin(emotions)].reset_index(drop=True) for role, m in parts.items()}
+        speakers = {"train": speakers["train"] + speakers["test"], "val": speakers["val"],
+                    "test": sorted(test_meta["speaker"].unique())}
     X, y = {}, {}
     for role, m in parts.items():
-        X[role] = feats.loc[m["utterance"].tolist()].to_numpy(dtype=np.float64)
+        X[role] = sources[role].loc[m["utterance"].tolist()].to_numpy(dtype=np.float64)
         y[role] = np.array([emo_index[e] for e in m["emotion"]])
     bad = [role for role in X if not np.isfinite(X[role]).all()]
     if bad:
@@ -330,12 +349,12 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
     train_acc = float((model.predict(K["train"]) == y["train"]).mean())
     metrics = emotion_metrics(y["test"], model.predict(K["test"]), emotions)
 
-    params = {"corpus": corpus, "fold": fold, "feature_set": feature_set, "kernel": kernel,
+    params = {"corpus": corpus, "test_corpus": test_corpus, "fold": fold, "feature_set": feature_set, "kernel": kernel,
               "C_grid": grid, "C": C_best, "class_weight": None, "sr": SR, "trim": None,
               "standardiser": "StandardScaler fitted on the training speakers"}
     record = {
         "status": "finished",
-        "name": record_path(corpus, feature_set, fold).stem,
+        "name": record_path(corpus, feature_set, fold, test_corpus=test_corpus).stem,
         "model": "classical",
         "params": params,
         "synthetic": corpus == "synthetic",
@@ -356,7 +375,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if save:
-        record["path"] = str(write_json_atomic(record, record_path(corpus, feature_set, fold, out_dir)))
+        record["path"] = str(write_json_atomic(record, record_path(corpus, feature_set, fold, out_dir, test_corpus)))
     return record
 
 

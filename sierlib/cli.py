@@ -17,14 +17,15 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import adversary, benchmarks, classical, cluster, headline, probe, recipe, recipe_tables, report, results, sweep, workers
+from . import (adversary, benchmarks, classical, cluster, crosscorpus, headline, probe, recipe, recipe_tables, report,
+               results, sweep, workers)
 from .audio import CorpusError, check_recordings
 from .config import DEFAULTS, RunOptions
 from .corpora import corpus_info, load_metadata
 from .download import SOURCES, check_published, download_corpus, verify_corpus
 from .folds import fold_grid, make_folds, write_fold_table
 from .paper import BEST_GAMMA, DEPTHS, GAMMAS, TABLE2_ENCODERS
-from .paths import ADVERSARY_RUNS, LOCAL_ADVERSARY, REFERENCE_RUNS, RESULTS, STUDY_RUNS, write_csv_atomic
+from .paths import ADVERSARY_RUNS, CROSS_CORPUS_RUNS, LOCAL_ADVERSARY, REFERENCE_RUNS, RESULTS, STUDY_RUNS, write_csv_atomic
 from .predict import find_audio, iter_outputs, load_network, output_table
 from .records import runs_dir
 from .registry import CORPORA, PRETTY
@@ -208,12 +209,28 @@ def cmd_adversary(args) -> int:
     if args.reference and args.runs_dir is not None:
         raise CommandError("--reference writes into the committed study (results/adversary/runs); leave out --runs-dir")
     out_dir = ADVERSARY_RUNS if args.reference else Path(args.runs_dir) if args.runs_dir else LOCAL_ADVERSARY / "runs"
+    cross_dir = CROSS_CORPUS_RUNS if args.reference else out_dir.parent / "crosscorpus"
     if args.action == "tables":
-        for path in adversary.write_adversary_tables(out_dir, RESULTS if args.reference else LOCAL_ADVERSARY):
+        tables_dir = RESULTS if args.reference else LOCAL_ADVERSARY
+        for path in adversary.write_adversary_tables(out_dir, tables_dir) + crosscorpus.write_cross_tables(cross_dir, tables_dir):
             print("wrote", path)
         return 0
     recipe_now = recipe.study(STUDY_RUNS).recipe
     gamma = BEST_GAMMA[args.corpus] if args.gamma is None else args.gamma
+    if args.action == "cross":
+        plan = crosscorpus.cross_plan(recipe_now, args.corpus, gamma, args.seeds, args.folds)
+        todo = sweep.unfinished(plan, cross_dir / "runs")
+        print(f"cross-corpus {args.corpus} -> {plan[0].test_corpus}, γ {gamma}: {len(plan)} network runs planned, "
+              f"{len(todo)} to train into {cross_dir / 'runs'}; the {crosscorpus.PEER} + SVM peer on the same folds")
+        for fold in sorted({c.fold for c in plan}):
+            rec = classical.run_classical(args.corpus, fold, crosscorpus.PEER, test_corpus=plan[0].test_corpus,
+                                          out_dir=cross_dir / "classical", data_root=args.data_root,
+                                          n_jobs=args.workers, progress=True)
+            print(f"  SVM fold {fold}: test {100 * rec['test_accuracy']:.1f} % (C {rec['params']['C']:g})")
+        report = workers.run_in_process(todo, workers=args.workers, out_dir=cross_dir / "runs", device=args.device,
+                                        data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
+        print(report)
+        return 1 if report.failed else 0
     knobs = {"adversary_warmup_epochs": args.warmup_epochs, "adversary_lr_scale": args.head_lr_scale,
              "speaker_fc_hidden": args.head_hidden}
     plan = adversary.adversary_plan(recipe_now, args.corpus, gamma, args.strengths, args.depths, args.seeds,
@@ -447,9 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("adversary", cmd_adversary, "the adversary study: speaker information and emotion as the "
                 "adversary's strength grows (probe runs)", adversary.__doc__)
-    p.add_argument("action", choices=("run", "tables"),
-                   help="run: train the probe runs of --corpus (resumable); tables: write probes_<corpus>.csv and "
-                        "adversary_tables.csv/.md from the finished probe runs")
+    p.add_argument("action", choices=("run", "cross", "tables"),
+                   help="run: train the probe runs of --corpus (resumable); cross: train on --corpus and test on the "
+                        "other corpus, without AL and with AL, and the ComParE + SVM peer (resumable); tables: write "
+                        "probes_<corpus>.csv, adversary_tables.csv/.md and crosscorpus_tables.csv/.md")
     p.add_argument("--corpus", default="ravdess", choices=["emodb", "ravdess"])
     p.add_argument("--gamma", type=float, default=None, help="γ of the AL runs (default: the paper's best for the corpus)")
     p.add_argument("--strengths", type=float, nargs="+", default=list(adversary.STRENGTHS),

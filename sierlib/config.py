@@ -85,6 +85,10 @@ class RunConfig:
                          "emodb, ravdess, synthetic, or the path of a manifest CSV of your own corpus")
     fold: int = _param(0, (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
                        "0-4 on Emo-DB, 0-11 on RAVDESS")
+    test_corpus: str | None = _param(None, (lambda v: v is None or v in ("emodb", "ravdess"), "None, 'emodb' or 'ravdess'"),
+                                     "cross-corpus: test on every speaker of this other corpus, on the emotions the "
+                                     "two share, and train on every speaker of corpus but the fold's validation pair "
+                                     "(None: the fold's own test speakers)")
     gamma: float | None = _param(3.33, (lambda v: v is None or (_is_num(v) and math.isfinite(v) and v > 0),
                                         "a positive number, or None for the network without AL"),
                                  "annealing of the adversarial weight (None: without AL)")
@@ -198,6 +202,11 @@ class RunConfig:
                 raise ValueError(f"{', '.join(changed)}: the adversary's knobs need a speaker head, which only AL "
                                  f"runs have; set gamma (lambda_max=0 gives the capacity control) or leave them at "
                                  f"their defaults")
+        if self.test_corpus is not None and (self.test_corpus == self.corpus or self.corpus not in ("emodb", "ravdess")
+                                             or self.normalisation != "train_speakers"):
+            raise ValueError(f"test_corpus={self.test_corpus!r} needs corpus to be the other built-in corpus "
+                             f"(got {self.corpus!r}) and normalisation='train_speakers' (got {self.normalisation!r}): "
+                             f"a cross-corpus run trains on one of Emo-DB and RAVDESS and tests on the other")
         if self.speed_perturbation and self.lengths != "masked":
             raise ValueError(f"speed_perturbation={self.speed_perturbation!r} changes each utterance's length, which "
                              f"only length-aware runs follow: set lengths='masked' too (or speed_perturbation=0)")
@@ -251,7 +260,8 @@ class RunConfig:
         digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
         g = "none" if self.gamma is None else f"{self.gamma:g}"
         depth = f"-L{self.n_cnn_layers}" if self.encoder == "2dcnn_bigru" else ""
-        return f"{corpus_name(self.corpus)}-{self.encoder}{depth}-gamma{g}-fold{self.fold}-seed{self.seed}-{digest}"
+        corpora = corpus_name(self.corpus) + (f"-to-{self.test_corpus}" if self.test_corpus else "")
+        return f"{corpora}-{self.encoder}{depth}-gamma{g}-fold{self.fold}-seed{self.seed}-{digest}"
 
     # --- conversion -----------------------------------------------------------------------
     def to_dict(self) -> dict:

@@ -37,7 +37,7 @@ def holdout_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.Data
 
 def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None, masked: bool = False,
               per_speaker: bool = False, speed_feats: dict | None = None, holdout: float = 0.0,
-              holdout_seed: int = 0) -> dict:
+              holdout_seed: int = 0, test_set: tuple[pd.DataFrame, Features] | None = None) -> dict:
     """Standardised tensors and labels of one fold, ready for training.
 
     The standardiser's statistics come from the fold's training speakers only; with ``masked``
@@ -55,19 +55,38 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     share of each training speaker's utterances (:func:`holdout_split`, drawn with
     ``holdout_seed``) is taken out of the training role into a ``holdout`` role, which also holds
     ``s``; the standardiser is fitted on the utterances that remain in training.
+
+    With ``test_set`` (``(meta, Features)`` of another corpus, of the same feature parameters) the
+    run is cross-corpus: only the emotions the two corpora share are kept (in this corpus's label
+    order), the fold's test speakers join its training speakers, and the test role is every
+    utterance of the other corpus with a shared emotion, standardised with the training speakers'
+    statistics.
     """
 
     emotions = list(corpus_info(str(meta["corpus"].iloc[0])).emotions)
-    folds = make_folds(meta) if folds is None else folds
-    parts = split_metadata(meta, folds, fold)
-    if holdout:
-        parts["train"], parts["holdout"] = holdout_split(parts["train"], holdout, holdout_seed)
-    train_speakers = fold_speakers(folds, fold)["train"]
-    emo_index = {e: i for i, e in enumerate(emotions)}
-    unknown = set(meta["emotion"]) - set(emo_index)
+    unknown = set(meta["emotion"]) - set(emotions)
     if unknown:
         raise ValueError(f"unknown emotion labels {sorted(unknown)}; this corpus has {', '.join(emotions)}")
-    lengths = {role: feats.select(m, feats.n_frames) for role, m in parts.items()}
+    folds = make_folds(meta) if folds is None else folds
+    parts = split_metadata(meta, folds, fold)
+    train_speakers = fold_speakers(folds, fold)["train"]
+    source = {role: feats for role in ("train", "val", "test", "holdout")}
+    if test_set is not None:
+        test_meta, source["test"] = test_set
+        emotions = [e for e in emotions if e in set(test_meta["emotion"])]
+        if len(emotions) < 2:
+            raise ValueError(f"the test corpus shares {len(emotions)} emotion(s) with {meta['corpus'].iloc[0]!r}; "
+                             f"a cross-corpus run needs at least 2")
+        if per_speaker:
+            raise ValueError("per_speaker normalisation is not defined for a cross-corpus run")
+        train_speakers = train_speakers + fold_speakers(folds, fold)["test"]
+        parts = {"train": pd.concat([parts["train"], parts["test"]], ignore_index=True), "val": parts["val"],
+                 "test": test_meta.reset_index(drop=True)}
+        parts = {role: m[m["emotion"].isin(emotions)].reset_index(drop=True) for role, m in parts.items()}
+    if holdout:
+        parts["train"], parts["holdout"] = holdout_split(parts["train"], holdout, holdout_seed)
+    emo_index = {e: i for i, e in enumerate(emotions)}
+    lengths = {role: source[role].select(m, source[role].n_frames) for role, m in parts.items()}
     if per_speaker:
         # each speaker's own statistics (over its unperturbed utterances)
         mean = std = None
@@ -87,10 +106,15 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
 
     out = {"emotions": emotions, "train_speakers": train_speakers, "mean": mean, "std": std}
     for role, m in parts.items():
-        X = standardised(feats, m, lengths[role] if masked else None)
+        X = standardised(source[role], m, lengths[role] if masked else None)
         out[role] = {"X": torch.from_numpy(X), "lengths": torch.from_numpy(lengths[role].astype("int64")),
                      "y": torch.tensor([emo_index[e] for e in m["emotion"]]),
                      "speakers": m["speaker"].tolist()}
+    if test_set is not None:  # one width for every role, as within a corpus (zero padding, outside the lengths)
+        width = max(out[role]["X"].shape[-1] for role in parts)
+        for role in parts:
+            X = out[role]["X"]
+            out[role]["X"] = torch.nn.functional.pad(X, (0, width - X.shape[-1]))
     if speed_feats:
         if not masked:
             raise ValueError("speed_feats needs masked=True: perturbed utterances have lengths of their own")

@@ -40,6 +40,8 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
     """Train and evaluate one run; returns its record (and the network, with the selected
     weights, if ``return_model``).
 
+    With ``config.test_corpus`` the run is cross-corpus (:func:`sierlib.dataset.fold_data`'s
+    ``test_set``): the other corpus is loaded here (``meta``/``feats`` stay the training corpus's).
     ``meta``/``feats`` may be passed to reuse a loaded corpus across runs (``feats`` must be of
     the config's feature parameters; ``speed_feats``, ``{speed: Features}``, the speed-perturbed
     copies, else they are extracted or read from the cache). With ``save`` the record is written atomically to
@@ -73,9 +75,13 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         if speed_feats is None:
             speed_feats = {f: extract_features(meta, progress=progress, **{**config.feature_params, "speed": f})
                            for f in config.speed_factors}
+        test_set = None
+        if config.test_corpus is not None:  # cross-corpus: the other corpus's speakers are the test set
+            test_meta = load_metadata(config.test_corpus, options.data_root)
+            test_set = (test_meta, extract_features(test_meta, progress=progress, **config.feature_params))
         data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked",
                          per_speaker=config.normalisation == "per_speaker_offline", speed_feats=speed_feats,
-                         holdout=config.speaker_holdout, holdout_seed=config.seed)
+                         holdout=config.speaker_holdout, holdout_seed=config.seed, test_set=test_set)
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(dev)
         result = fit(model, data, config, dev, progress=progress, desc=config.name)

@@ -27,6 +27,8 @@ DECISIONS = RESULTS / "recipe_decisions.csv"
 RECIPE_TABLES = RESULTS / "recipe_tables.csv"  # and recipe_tables.md beside it
 ADVERSARY_RUNS = RESULTS / "adversary" / "runs"  # the adversary study's probe runs
 ADVERSARY_TABLES = RESULTS / "adversary_tables.csv"  # and adversary_tables.md beside it
+CROSS_CORPUS_RUNS = RESULTS / "adversary" / "crosscorpus"  # cross-corpus runs: the network's and the SVM's
+CROSS_CORPUS_TABLES = RESULTS / "crosscorpus_tables.csv"  # and crosscorpus_tables.md beside it
 
 # git-ignored: your own runs and what is derived from them; never read by the committed tables
 LOCAL = RESULTS / "local"

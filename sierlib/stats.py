@@ -56,10 +56,14 @@ def _is_default(field: str, value) -> bool:
 
 def main_table_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs that the main tables may show: never the "offline" setting (each speaker
-    standardised with its own audio, test speakers included), which is shown apart."""
-    if "normalisation" not in runs:  # a runs CSV from before the field existed: all main-table runs
-        return runs
-    return runs[runs.normalisation.fillna(DEFAULTS["normalisation"]) == DEFAULTS["normalisation"]]
+    standardised with its own audio, test speakers included) nor a cross-corpus run (tested on
+    another corpus), which are shown apart."""
+    keep = pd.Series(True, index=runs.index)
+    if "normalisation" in runs:  # a runs CSV from before the field existed: all main-table runs
+        keep &= runs.normalisation.fillna(DEFAULTS["normalisation"]) == DEFAULTS["normalisation"]
+    if "test_corpus" in runs:
+        keep &= runs.test_corpus.isna()
+    return runs[keep]
 
 
 def records_frame(records) -> pd.DataFrame:
