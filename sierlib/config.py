@@ -68,7 +68,7 @@ def _corpus_rule(v) -> bool:
 
 
 # the 2D CNN biGRU's own sizes: other encoders have theirs (recorded as ``encoder_sizes``)
-CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_stride", "conv_dropout")
+CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_stride", "conv_dropout", "pooling")
 FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay", "conv_dropout", "ema_decay", "mixup_alpha", "highpass_hz",
                 "top_db", "speed_perturbation", "lambda_max", "adversary_lr_scale", "speaker_holdout")
 # the speaker adversary's own knobs: without AL there is no speaker head for them to change
@@ -146,6 +146,18 @@ class RunConfig:
                                 "standardised with its own audio, as some papers report (kept apart)")
     top_db: float = _param(30.0, (lambda v: _is_num(v) and 0 < v <= 120, "a number of decibels in (0, 120]"),
                            "silence trimming threshold below the peak")
+    # --- the front end and the pooling (issue 29); each default is the paper ---
+    n_mfcc: int = _param(20, _int_in(1, 128), "MFCCs per frame (the encoders that read MFCCs)")
+    n_fft: int = _param(2048, _int_in(64, 8192), "analysis window in samples at 22.05 kHz: 2048 = 93 ms (the paper), "
+                                                  "512 = 23 ms")
+    hop_length: int = _param(512, _int_in(16, 4096), "frame hop in samples: 512 = 23 ms (the paper), 220 = 10 ms")
+    utterance_norm: str = _param("none", _one_of("none", "mean", "mean_var"),
+                                 "after the training speakers' standardiser, each utterance's own mean (mean) or mean "
+                                 "and variance (mean_var) over its speech frames removed: computed on the utterance "
+                                 "alone, so legitimate at test time; needs lengths='masked'")
+    pooling: str = _param("stats", _one_of("stats", "attentive"),
+                          "statistics pooling (the paper) or attentive statistics pooling (Okabe et al. 2018), "
+                          "2dcnn_bigru only")
     # --- the adversary's knobs (issue 26); each default is the paper ---
     lambda_max: float = _param(1.0, (lambda v: _is_num(v) and 0 <= v <= 100, "a number in [0, 100]"),
                                "scale of the adversarial weight: lambda(p) = lambda_max (2 / (1 + e^(-gamma p)) - 1); "
@@ -207,6 +219,15 @@ class RunConfig:
             raise ValueError(f"test_corpus={self.test_corpus!r} needs corpus to be the other built-in corpus "
                              f"(got {self.corpus!r}) and normalisation='train_speakers' (got {self.normalisation!r}): "
                              f"a cross-corpus run trains on one of Emo-DB and RAVDESS and tests on the other")
+        if self.utterance_norm != "none" and self.lengths != "masked":
+            raise ValueError(f"utterance_norm={self.utterance_norm!r} normalises each utterance over its speech frames, "
+                             f"which only length-aware runs know: set lengths='masked' too (or utterance_norm='none')")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length={self.hop_length!r} is longer than the window n_fft={self.n_fft!r}: frames "
+                             f"would skip audio; choose hop_length <= n_fft")
+        if ENCODER_INFO[self.encoder].feature_kind != "mfcc" and self.n_mfcc != DEFAULTS["n_mfcc"]:
+            raise ValueError(f"n_mfcc={self.n_mfcc!r}: encoder {self.encoder!r} reads log-Mel features, not MFCCs; "
+                             f"leave n_mfcc at its default")
         if self.speed_perturbation and self.lengths != "masked":
             raise ValueError(f"speed_perturbation={self.speed_perturbation!r} changes each utterance's length, which "
                              f"only length-aware runs follow: set lengths='masked' too (or speed_perturbation=0)")
@@ -225,10 +246,12 @@ class RunConfig:
     @property
     def feature_params(self) -> dict:
         """The feature parameters this run reads (:func:`sierlib.registry.check_feature_params`):
-        the kind follows the encoder; the high-pass filter and the trimming threshold are fields
-        of the run; everything else is the project's default."""
-        return check_feature_params(kind=ENCODER_INFO[self.encoder].feature_kind, highpass_hz=self.highpass_hz,
-                                    top_db=self.top_db)
+        the kind follows the encoder; the high-pass filter, the trimming threshold, the window,
+        the hop and (for MFCCs) their number are fields of the run; the sample rate is the
+        project's."""
+        kind = ENCODER_INFO[self.encoder].feature_kind
+        return check_feature_params(kind=kind, highpass_hz=self.highpass_hz, top_db=self.top_db, n_fft=self.n_fft,
+                                    hop_length=self.hop_length, **({"n_mfcc": self.n_mfcc} if kind == "mfcc" else {}))
 
     @property
     def speed_factors(self) -> tuple[float, ...]:

@@ -37,7 +37,8 @@ def holdout_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.Data
 
 def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None = None, masked: bool = False,
               per_speaker: bool = False, speed_feats: dict | None = None, holdout: float = 0.0,
-              holdout_seed: int = 0, test_set: tuple[pd.DataFrame, Features] | None = None) -> dict:
+              holdout_seed: int = 0, test_set: tuple[pd.DataFrame, Features] | None = None,
+              utterance_norm: str = "none") -> dict:
     """Standardised tensors and labels of one fold, ready for training.
 
     The standardiser's statistics come from the fold's training speakers only; with ``masked``
@@ -61,6 +62,9 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     order), the fold's test speakers join its training speakers, and the test role is every
     utterance of the other corpus with a shared emotion, standardised with the training speakers'
     statistics.
+
+    ``utterance_norm`` (``"mean"``, ``"mean_var"``; needs ``masked``): after the standardiser,
+    each utterance's own statistics are removed (:func:`sierlib.feature_stats.standardise`).
     """
 
     emotions = list(corpus_info(str(meta["corpus"].iloc[0])).emotions)
@@ -95,13 +99,16 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     else:
         mean, std = fit_standardiser(feats.select(parts["train"]), lengths["train"] if masked else None)
 
+    if utterance_norm != "none" and not masked:
+        raise ValueError(f"utterance_norm={utterance_norm!r} needs masked=True: it uses each utterance's speech frames")
+
     def standardised(f, m, n):
         if not per_speaker:
-            return standardise(f.select(m), mean, std, n)
+            return standardise(f.select(m), mean, std, n, utterance_norm)
         X = np.empty((len(m), f.X.shape[1], f.X.shape[2]), dtype=np.float32)
         for spk in m["speaker"].unique():
             rows = (m["speaker"] == spk).to_numpy()
-            X[rows] = standardise(f.select(m[rows]), *speaker_stats[spk], None if n is None else n[rows])
+            X[rows] = standardise(f.select(m[rows]), *speaker_stats[spk], None if n is None else n[rows], utterance_norm)
         return X
 
     out = {"emotions": emotions, "train_speakers": train_speakers, "mean": mean, "std": std}

@@ -81,7 +81,8 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             test_set = (test_meta, extract_features(test_meta, progress=progress, **config.feature_params))
         data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked",
                          per_speaker=config.normalisation == "per_speaker_offline", speed_feats=speed_feats,
-                         holdout=config.speaker_holdout, holdout_seed=config.seed, test_set=test_set)
+                         holdout=config.speaker_holdout, holdout_seed=config.seed, test_set=test_set,
+                         utterance_norm=config.utterance_norm)
         seed_everything(config.seed)  # the initial weights and dropout masks follow the seed
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1]).to(dev)
         result = fit(model, data, config, dev, progress=progress, desc=config.name)

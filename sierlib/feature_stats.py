@@ -123,13 +123,30 @@ def fit_standardiser(X_train: np.ndarray, lengths=None) -> tuple[np.ndarray, np.
     return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
 
-def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray, lengths=None) -> np.ndarray:
+def standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray, lengths=None, utterance_norm: str = "none") -> np.ndarray:
     """``(X - mean) / std`` as float32; with ``lengths`` (speech frames per utterance), the
-    padding after them is exactly 0 afterwards, as the length-aware network expects."""
+    padding after them is exactly 0 afterwards, as the length-aware network expects.
+
+    ``utterance_norm`` (needs ``lengths``): ``"mean"`` then removes each utterance's own mean of
+    every row over its speech frames, ``"mean_var"`` also divides by its own standard deviation
+    (floored at 1e-3): statistics of the utterance alone, which a test utterance has too."""
     out = ((X - mean) / std).astype(np.float32)
     if lengths is None:
+        if utterance_norm != "none":
+            raise ValueError(f"utterance_norm={utterance_norm!r} needs the utterances' lengths")
         return out
-    return np.where(frame_mask(lengths, X.shape[-1])[:, None, :], out, np.float32(0.0))
+    mask = frame_mask(lengths, X.shape[-1])[:, None, :]
+    if utterance_norm in ("mean", "mean_var"):
+        n = np.maximum(np.asarray(lengths), 1).astype(np.float64)[:, None, None]
+        own_mean = np.where(mask, out, 0).sum(axis=-1, keepdims=True) / n
+        out = out - own_mean
+        if utterance_norm == "mean_var":
+            own_std = np.sqrt(np.where(mask, out ** 2, 0).sum(axis=-1, keepdims=True) / n)
+            out = out / np.maximum(own_std, 1e-3)
+        out = out.astype(np.float32)
+    elif utterance_norm != "none":
+        raise ValueError(f"utterance_norm must be 'none', 'mean' or 'mean_var'; got {utterance_norm!r}")
+    return np.where(mask, out, np.float32(0.0))
 
 
 def speech_mask(feats: Features) -> np.ndarray:

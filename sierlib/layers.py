@@ -106,17 +106,39 @@ def stats_pool(h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Te
     return torch.cat([mean, torch.sqrt(var + 1e-5)], dim=1)
 
 
-def recurrent_stats_pool(rnn: nn.RNNBase, h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+class AttentiveStatsPool(nn.Module):
+    """Attentive statistics pooling (Okabe, Koshinaka and Shinoda, Interspeech 2018): a small
+    network scores every time step (Linear -> tanh -> Linear to one score), the scores' softmax
+    over time weights the mean and the standard deviation. Called as :func:`stats_pool` is; with
+    ``lengths``, padded steps get weight 0. The standard deviation has 1e-5 inside the square
+    root, as :func:`stats_pool`'s."""
+
+    def __init__(self, features: int, hidden: int = 128):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(features, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+
+    def forward(self, h: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.score(h).squeeze(-1)  # (batch, time)
+        if lengths is not None:
+            e = e.masked_fill(~lengths_to_mask(lengths.to(h.device), h.shape[1]), float("-inf"))
+        w = torch.softmax(e, dim=1).unsqueeze(-1)
+        mean = (w * h).sum(dim=1)
+        var = (w * (h - mean.unsqueeze(1)) ** 2).sum(dim=1)
+        return torch.cat([mean, torch.sqrt(var + 1e-5)], dim=1)
+
+
+def recurrent_stats_pool(rnn: nn.RNNBase, h: torch.Tensor, lengths: torch.Tensor | None = None,
+                         pool=stats_pool) -> torch.Tensor:
     """Run a batch-first recurrent layer over ``h`` (batch, time, features) and pool its outputs
-    with :func:`stats_pool`. With ``lengths``, the layer runs on a packed sequence, so that it
-    reads row i's first ``lengths[i]`` steps only (the backward direction starts at the last
-    valid step, not in the padding)."""
+    with ``pool`` (:func:`stats_pool`, or an :class:`AttentiveStatsPool`). With ``lengths``, the
+    layer runs on a packed sequence, so that it reads row i's first ``lengths[i]`` steps only
+    (the backward direction starts at the last valid step, not in the padding)."""
     if lengths is None:
         out, _ = rnn(h)
-        return stats_pool(out)
+        return pool(out)
     packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, _ = pad_packed_sequence(rnn(packed)[0], batch_first=True)
-    return stats_pool(out, lengths)
+    return pool(out, lengths)
 
 
 def classifier_head(in_features: int, hidden: int, n_out: int, dropout: float) -> nn.Sequential:

@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from .encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder
-from .layers import (MaskedBatchNorm2d, check_lengths, classifier_head, conv_output_length, masked_sequential,
-                     recurrent_stats_pool, sequential_output_lengths)
+from .layers import (AttentiveStatsPool, MaskedBatchNorm2d, check_lengths, classifier_head, conv_output_length,
+                     masked_sequential, recurrent_stats_pool, sequential_output_lengths, stats_pool)
 
 
 class _GradientReversal(torch.autograd.Function):
@@ -139,6 +139,8 @@ class Encoder(nn.Module):
         Stride of every convolution: 2 (the paper as written) or 1 (pooling alone subsamples).
     conv_dropout : float, optional
         Dropout inside the convolution blocks; None uses ``dropout``.
+    pooling : {"stats", "attentive"}
+        Statistics pooling (the paper's) or attentive statistics pooling.
     """
 
     name = "2dcnn_bigru"
@@ -147,10 +149,13 @@ class Encoder(nn.Module):
 
     def __init__(self, n_mfcc: int = 20, n_cnn_layers: int = 1, kernel_size: int = 5,
                  n_filters: int = 64, gru_hidden: int = 128, dropout: float = 0.3,
-                 conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None):
+                 conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None,
+                 pooling: str = "stats"):
         super().__init__()
         if conv_stride not in (1, 2):
             raise ValueError(f"conv_stride must be 1 or 2; got {conv_stride!r}")
+        if pooling not in ("stats", "attentive"):
+            raise ValueError(f"pooling must be 'stats' or 'attentive'; got {pooling!r}")
         conv_dropout = dropout if conv_dropout is None else conv_dropout
         self.cnn = nn.Sequential(*[ConvBlock(1 if i == 0 else n_filters, n_filters, kernel_size, conv_dropout,
                                              conv_stride) for i in range(n_cnn_layers)])
@@ -158,6 +163,8 @@ class Encoder(nn.Module):
         for _ in range(n_cnn_layers):
             freq = int(_block_output_size(freq, kernel_size, conv_stride))
         self.gru = nn.GRU(n_filters * freq, gru_hidden, batch_first=True, bidirectional=True)
+        # a module only when attentive, so the paper's network keeps its parameter names
+        self.pool = AttentiveStatsPool(2 * gru_hidden) if pooling == "attentive" else stats_pool
         self.out_features = 4 * gru_hidden
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
@@ -174,7 +181,7 @@ class Encoder(nn.Module):
             h, lengths = masked_sequential(self.cnn, x.unsqueeze(1), lengths)
         b, k, f, t = h.shape
         h = h.permute(0, 3, 1, 2).reshape(b, t, k * f)  # a sequence over time of K*F' features
-        return recurrent_stats_pool(self.gru, h, lengths)
+        return recurrent_stats_pool(self.gru, h, lengths, self.pool)
 
 
 # The encoders by the name a run records (each class's ``name``); each class also carries the
@@ -206,13 +213,16 @@ class SIERNet(nn.Module):
     conv_stride, conv_dropout : the 2D CNN biGRU's convolution stride (2, or 1 for the
         "pool-only" reading) and the dropout inside its convolution blocks (None: ``dropout``).
     speaker_hidden : hidden units of the speaker head (None: ``fc_hidden``).
+    pooling : ``"stats"`` (the paper's statistics pooling) or ``"attentive"``
+        (:class:`sierlib.layers.AttentiveStatsPool`); the 2D CNN biGRU's only.
     """
 
     def __init__(self, n_emotions: int, n_speakers: int | None = None, n_mfcc: int = 20,
                  n_cnn_layers: int = 1, kernel_size: int = 5, n_filters: int = 64,
                  gru_hidden: int = 128, fc_hidden: int = 64, dropout: float = 0.3,
                  encoder: str = "2dcnn_bigru", encoder_kwargs: dict | None = None,
-                 conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None):
+                 conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None,
+                 pooling: str = "stats"):
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}; got {encoder!r}")
@@ -223,11 +233,12 @@ class SIERNet(nn.Module):
                 raise ValueError("encoder_kwargs is for the tdnn_bilstm and 1dcnn_gru encoders; the 2D CNN "
                                  "biGRU takes n_cnn_layers, kernel_size, n_filters and gru_hidden")
             self.encoder = Encoder(n_mfcc, n_cnn_layers, kernel_size, n_filters, gru_hidden, dropout,
-                                   conv_stride=conv_stride, conv_dropout=conv_dropout)
+                                   conv_stride=conv_stride, conv_dropout=conv_dropout, pooling=pooling)
         else:
-            if conv_stride != 2 or conv_dropout is not None:  # would be silently ignored
-                raise ValueError(f"conv_stride and conv_dropout are for the 2dcnn_bigru encoder only; got "
-                                 f"conv_stride={conv_stride!r}, conv_dropout={conv_dropout!r} with {encoder!r}")
+            if conv_stride != 2 or conv_dropout is not None or pooling != "stats":  # would be silently ignored
+                raise ValueError(f"conv_stride, conv_dropout and pooling are for the 2dcnn_bigru encoder only; got "
+                                 f"conv_stride={conv_stride!r}, conv_dropout={conv_dropout!r}, pooling={pooling!r} "
+                                 f"with {encoder!r}")
             self.encoder = ENCODERS[encoder](n_mfcc, dropout, **(encoder_kwargs or {}))
         self.encoder_name = encoder
         d = self.encoder.out_features

@@ -170,7 +170,8 @@ def recording_features(path: str | os.PathLike, network: Network) -> tuple[np.nd
     Returns
     -------
     X : numpy.ndarray
-        ``(1, n_rows, n_frames)``, float32, standardised with the training speakers' statistics.
+        ``(1, n_rows, n_frames)``, float32, standardised with the training speakers' statistics
+        (and, if the run said so, with the utterance's own: ``utterance_norm``).
     info : dict
         ``seconds`` (of sound once trimmed) and ``cut`` (True when the recording was longer
         than the trained input and only its beginning was used).
@@ -191,7 +192,8 @@ def recording_features(path: str | os.PathLike, network: Network) -> tuple[np.nd
                          f"{network.n_frames}; the file is inconsistent")
     frames = min(min(len(y), network.padded_samples) // p["hop_length"] + 1, network.n_frames)
     masked = network.config.get("lengths", "padded") == "masked"
-    X = standardise(X, network.mean, network.std, np.array([frames]) if masked else None)
+    X = standardise(X, network.mean, network.std, np.array([frames]) if masked else None,
+                    network.config.get("utterance_norm", "none"))
     return X, {"seconds": len(y) / p["sr"], "cut": len(y) > network.padded_samples, "frames": frames}
 
 

@@ -6,7 +6,10 @@ factor, what the project recommends, **looking only at validation speakers**:
 
 - every stage compares a few options of one factor on top of the recipe decided so far (the
   *incumbent*), on Emo-DB, 1 CNN block, without AL, 3 seeds x 5 folds (the stride stage at
-  depths 3 and 4), so every comparison is paired by fold and seed;
+  depths 3 and 4), so every comparison is paired by fold and seed. The stages after the
+  tenth (the front end, the pooling, the training length) are decided on the **validation
+  speakers of both corpora** (Emo-DB's 5 folds and RAVDESS's 12, 3 seeds each), each corpus
+  weighted equally, so that the recipe is not tuned to Emo-DB's ten speakers;
 - a decision made at 1 block holds at every depth; one made at other depths (the stride) holds
   at those depths only, under the recipe's ``at_depths`` (:func:`recipe_fields`);
 - an option's score is its mean validation accuracy over those runs. For ``selection=swa``
@@ -20,7 +23,9 @@ factor, what the project recommends, **looking only at validation speakers**:
 - the best-scoring option wins unless a simpler option (listed earlier) is within one standard
   error of the paired difference: then the simplest such option wins. The standard errors are
   over folds, each fold's runs averaged over seeds first: the seeds of a fold share its
-  speakers, so they are not independent samples of speakers;
+  speakers, so they are not independent samples of speakers. Over two corpora the score is
+  the mean of the corpora's means, and its standard error combines theirs (each corpus's over
+  its own folds, weighted 1/2);
 - the ``selection`` stage trains nothing: every run records all its selection methods;
 - test accuracy is never read here.
 
@@ -53,6 +58,7 @@ from .registry import CORPORA
 STUDY_BASE = {"corpus": "emodb", "gamma": None, "n_cnn_layers": 1}
 SEEDS = (0, 1, 2)
 FOLDS = (0, 1, 2, 3, 4)
+BOTH = ("emodb", "ravdess")  # the corpora of the stages decided on both
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class Stage:
     options: tuple
     depths: tuple = (STUDY_BASE["n_cnn_layers"],)  # where it is decided; see :func:`with_decision`
     why: str = ""
+    corpora: tuple = (STUDY_BASE["corpus"],)  # whose validation speakers decide it, each weighted equally
 
 
 def recipe_fields(recipe: dict, depth: int) -> dict:
@@ -117,18 +124,43 @@ STAGES = (
     Stage("trimming threshold", (("30 dB", {}), ("20 dB", {"top_db": 20.0}), ("40 dB", {"top_db": 40.0}))),
     Stage("convolution stride", (("stride 2 (as written)", {"conv_stride": 2}), ("stride 1 (pool only)", {"conv_stride": 1})),
           depths=(3, 4), why="at 4 blocks, stride 2 leaves the GRU 2 time steps"),
+    # issue 29: the front end, the pooling and the training length, decided on both corpora
+    Stage("window and hop", (("93 ms / 23 ms (paper)", {}), ("23 ms / 10 ms", {"n_fft": 512, "hop_length": 220})),
+          corpora=BOTH, why="speech front ends use about 25 ms windows every 10 ms; the paper's are 4 times longer"),
+    Stage("MFCCs", (("20 (paper)", {}), ("40", {"n_mfcc": 40})), corpora=BOTH),
+    Stage("per-utterance normalisation", (("none", {}), ("mean", {"utterance_norm": "mean"}),
+                                          ("mean and variance", {"utterance_norm": "mean_var"})),
+          corpora=BOTH, why="each speaker standardised on its own audio (offline) reached 80 % on Emo-DB; an "
+                            "utterance's own statistics are a legitimate part of that"),
+    Stage("pooling", (("statistics (paper)", {}), ("attentive statistics", {"pooling": "attentive"})), corpora=BOTH),
+    Stage("training length", (("30 epochs, SWA over 5", {}), ("60 epochs, SWA over 10", {"epochs": 60, "swa_epochs": 10})),
+          corpora=BOTH, why="with speed perturbation in place, longer training may no longer overfit"),
 )
 
 
-def stage_configs(stage: Stage, incumbent: dict, option: dict, folds=FOLDS) -> list[RunConfig]:
-    """The runs of one option: the incumbent recipe with the option's fields, every depth,
-    seed and fold of the stage. ``selection`` is left at its default: it changes what a run
-    reports, not what it trains, and every run records every selection method, so the study
-    trains each network once (:func:`selection_of` says which of its numbers count)."""
+def corpus_folds(corpus: str, folds=None) -> tuple:
+    """The folds of ``corpus`` a study uses: ``folds`` is None (every fold), a dict
+    ``{corpus: folds}`` (a corpus it does not name keeps every fold) or a tuple (Emo-DB's, as
+    the study's first stages, which were Emo-DB's only, took it)."""
+    every = tuple(range(CORPORA[corpus].n_folds))
+    if folds is None:
+        return every
+    if isinstance(folds, dict):
+        return tuple(folds.get(corpus, every))
+    return tuple(folds) if corpus == STUDY_BASE["corpus"] else every
+
+
+def stage_configs(stage: Stage, incumbent: dict, option: dict, folds=None) -> list[RunConfig]:
+    """The runs of one option: the incumbent recipe with the option's fields, every corpus,
+    depth, seed and fold of the stage (``folds``: see :func:`corpus_folds`). ``selection`` is
+    left at its default: it changes what a run reports, not what it trains, and every run
+    records every selection method, so the study trains each network once
+    (:func:`selection_of` says which of its numbers count)."""
     option = {k: v for k, v in option.items() if k != "selection"}
-    return [RunConfig(**{**STUDY_BASE, **recipe_fields(incumbent, depth), **option, "n_cnn_layers": depth,
-                         "fold": fold, "seed": seed})
-            for depth in stage.depths for seed in SEEDS for fold in folds]
+    return [RunConfig(**{**STUDY_BASE, **recipe_fields(incumbent, depth), **option, "corpus": corpus,
+                         "n_cnn_layers": depth, "fold": fold, "seed": seed})
+            for corpus in stage.corpora for depth in stage.depths for seed in SEEDS
+            for fold in corpus_folds(corpus, folds)]
 
 
 def ruled_out(stage: Stage, incumbent: dict, option: dict) -> str | None:
@@ -194,12 +226,14 @@ def records_by_name(runs_dir) -> dict:
 
 def decide(stage: Stage, scores: dict[str, pd.Series]) -> tuple[str, pd.DataFrame]:
     """Choose among a stage's options from their validation scores (one Series per option
-    label, indexed by (depth, fold, seed)); returns the chosen label and one row per option.
+    label, indexed by (depth, fold, seed), or by (corpus, depth, fold, seed) over several
+    corpora); returns the chosen label and one row per option.
 
-    The best mean wins unless a simpler option (earlier in ``stage.options``) is within one
-    standard error of its paired difference to the best; then the simplest such option wins."""
+    The best mean (over corpora: the mean of their means) wins unless a simpler option
+    (earlier in ``stage.options``) is within one standard error of its paired difference to the
+    best; then the simplest such option wins."""
     labels = [label for label, _ in stage.options if label in scores]
-    means = {k: scores[k].mean() for k in labels}
+    means = {k: _pooled_mean(scores[k]) for k in labels}
     best = max(labels, key=lambda k: means[k])
     rows, chosen = [], best
     for label in labels:
@@ -207,8 +241,8 @@ def decide(stage: Stage, scores: dict[str, pd.Series]) -> tuple[str, pd.DataFram
         diff = (s - scores[best]).dropna()
         rows.append({"factor": stage.factor, "option": label,
                      "settings": json.dumps(dict(stage.options)[label], sort_keys=True),
-                     "n_runs": int(s.notna().sum()), "val_mean": 100 * s.mean(), "val_sem": 100 * _fold_sem(s),
-                     "diff_to_best": 100 * diff.mean(), "diff_sem": 100 * _fold_sem(diff)})
+                     "n_runs": int(s.notna().sum()), "val_mean": 100 * _pooled_mean(s), "val_sem": 100 * _fold_sem(s),
+                     "diff_to_best": 100 * _pooled_mean(diff), "diff_sem": 100 * _fold_sem(diff)})
     for row in rows:  # simplest first
         if row["option"] == best or abs(row["diff_to_best"]) <= row["diff_sem"]:
             chosen = row["option"]
@@ -218,15 +252,34 @@ def decide(stage: Stage, scores: dict[str, pd.Series]) -> tuple[str, pd.DataFram
     return chosen, pd.DataFrame(rows)
 
 
+def _by_corpus(values: pd.Series) -> list[pd.Series]:
+    """Values indexed by (depth, fold, seed) as one corpus's, or by (corpus, depth, fold, seed)
+    split by corpus, each indexed by (depth, fold, seed)."""
+    if values.index.nlevels == 3:
+        return [values]
+    return [part.droplevel(0) for _, part in values.groupby(level=0)]
+
+
+def _pooled_mean(values: pd.Series) -> float:
+    """The mean of each corpus's mean (one corpus: the mean)."""
+    return float(np.mean([part.mean() for part in _by_corpus(values)]))
+
+
 def _fold_sem(values: pd.Series) -> float:
     """Standard error over folds of values indexed by (depth, fold, seed): each fold's values
-    are averaged first (its seeds and depths share its speakers)."""
-    per_fold = values.groupby(level=1).mean()
-    return float(per_fold.std(ddof=1) / math.sqrt(len(per_fold))) if len(per_fold) > 1 else math.nan
+    are averaged first (its seeds and depths share its speakers). Over several corpora, of
+    :func:`_pooled_mean`: each corpus's over its folds, combined with weights 1 / corpora."""
+    parts = _by_corpus(values)
+    sems = []
+    for part in parts:
+        per_fold = part.groupby(level=1).mean()
+        sems.append(per_fold.std(ddof=1) / math.sqrt(len(per_fold)) if len(per_fold) > 1 else math.nan)
+    return float(math.sqrt(sum(e ** 2 for e in sems)) / len(parts))
 
 
-def option_scores(stage: Stage, incumbent: dict, records: dict, folds=FOLDS) -> dict[str, pd.Series] | None:
-    """Each option's validation scores, or None while a run is missing."""
+def option_scores(stage: Stage, incumbent: dict, records: dict, folds=None) -> dict[str, pd.Series] | None:
+    """Each option's validation scores (indexed by (depth, fold, seed), with the corpus first
+    for a stage of several corpora), or None while a run is missing."""
     scores = {}
     for label, option in stage.options:
         if ruled_out(stage, incumbent, option):
@@ -237,7 +290,8 @@ def option_scores(stage: Stage, incumbent: dict, records: dict, folds=FOLDS) -> 
             rec = records.get(c.name)
             if rec is None:
                 return None
-            values[(c.n_cnn_layers, c.fold, c.seed)] = validation_score(rec, selection)
+            key = (c.n_cnn_layers, c.fold, c.seed)
+            values[(c.corpus,) + key if len(stage.corpora) > 1 else key] = validation_score(rec, selection)
         scores[label] = pd.Series(values)
     return scores
 
@@ -269,11 +323,11 @@ class Study:
         return out
 
 
-def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS, records: dict | None = None) -> Study:
+def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=None, records: dict | None = None) -> Study:
     """Walk the stages in order, deciding each from its records. ``run_missing(configs, stage)``
     is called with a stage's unfinished runs (None: stop at the first stage with missing runs).
-    ``folds`` restricts the decisions to those folds (:func:`held_out_check`); ``records``
-    (``{name: record}``) saves reading ``runs_dir`` again."""
+    ``folds`` restricts the decisions to those folds (:func:`corpus_folds`, :func:`held_out_check`);
+    ``records`` (``{name: record}``) saves reading ``runs_dir`` again."""
     incumbent, tables, score_rows = {}, [], []
     records = records_by_name(runs_dir) if records is None else records
     for number, stage in enumerate(stages, 1):
@@ -300,10 +354,11 @@ def study(runs_dir=STUDY_RUNS, stages=STAGES, run_missing=None, folds=FOLDS, rec
                 "chosen": False, "note": f"ruled out: {why}"}
                for label, option in stage.options if (why := ruled_out(stage, incumbent, option))]
         tables.append(pd.concat([table, pd.DataFrame(out)], ignore_index=True)
-                      .assign(stage=number, depths=" ".join(map(str, stage.depths))))
-        score_rows += [{"stage": number, "factor": stage.factor, "option": label, "n_cnn_layers": depth, "fold": fold,
-                        "seed": seed, "val_score": 100 * v}
-                       for label, series in scores.items() for (depth, fold, seed), v in series.items()]
+                      .assign(stage=number, depths=" ".join(map(str, stage.depths)), corpora=" ".join(stage.corpora)))
+        score_rows += [{"stage": number, "factor": stage.factor, "option": label,
+                        "corpus": key[0] if len(key) == 4 else stage.corpora[0], "n_cnn_layers": key[-3],
+                        "fold": key[-2], "seed": key[-1], "val_score": 100 * v}
+                       for label, series in scores.items() for key, v in series.items()]
         incumbent = with_decision(incumbent, stage, dict(stage.options)[chosen])
     return _study(incumbent, tables, score_rows, [])
 
@@ -313,35 +368,39 @@ def held_out_check(runs_dir=STUDY_RUNS, stages=STAGES) -> pd.DataFrame:
 
     With leave-two-speakers-out folds every speaker validates one fold and is tested in another,
     so a study over all folds has seen, as validation speakers, the test speakers of every fold.
-    For each test fold this decides the study again without the folds whose validation speakers
-    are that fold's test speakers, and says whether it reaches the same recipe. Where it does,
-    that fold's test accuracy of the recipe is free of this selection effect. (A study that
-    diverges stops at the stage where its own path has no runs.)"""
+    For each test fold (of each corpus whose validation speakers the stages use, once a run of
+    every fold of it is there) this decides the study again without that corpus's folds whose
+    validation speakers are that fold's test speakers, and says whether it reaches the same
+    recipe. Where it does, that fold's test accuracy of the recipe is free of this selection
+    effect. (A study that diverges stops at the stage where its own path has no runs.)"""
     records = records_by_name(runs_dir)
     full = study(runs_dir, stages, records=records)
-    roles = {}
-    for c in stage_configs(stages[0], {}, dict(stages[0].options[0][1])):
-        rec = records.get(c.name)
-        if rec is not None:
-            roles[c.fold] = (set(rec["speakers"]["val"]), set(rec["speakers"]["test"]))
-    if set(roles) != set(FOLDS):
-        return pd.DataFrame()
+    corpora = [c for c in CORPORA if any(c in stage.corpora for stage in stages)]
+    roles = {corpus: {} for corpus in corpora}
+    for rec in records.values():
+        c = rec["config"]
+        if c.get("corpus") in roles:
+            roles[c["corpus"]][c["fold"]] = (set(rec["speakers"]["val"]), set(rec["speakers"]["test"]))
     rows = []
-    for fold in FOLDS:
-        keep = tuple(g for g in FOLDS if not roles[g][0] & roles[fold][1])
-        sub = study(runs_dir, stages, folds=keep, records=records)
-        decided = sub.decisions.stage.nunique() if len(sub.decisions) else 0
-        full_decided = full.decisions.stage.nunique() if len(full.decisions) else 0
-        rows.append({"test_fold": fold, "test_speakers": " ".join(sorted(roles[fold][1])),
-                     "decided_on_folds": " ".join(map(str, keep)), "stages_decided": decided,
-                     "same_recipe": sub.recipe == full.recipe and decided == full_decided,
-                     "recipe": json.dumps(sub.recipe, sort_keys=True)})
+    full_decided = full.decisions.stage.nunique() if len(full.decisions) else 0
+    for corpus in corpora:
+        every = tuple(range(CORPORA[corpus].n_folds))
+        if set(roles[corpus]) != set(every):
+            continue
+        for fold in every:
+            keep = tuple(g for g in every if not roles[corpus][g][0] & roles[corpus][fold][1])
+            sub = study(runs_dir, stages, folds={corpus: keep}, records=records)
+            decided = sub.decisions.stage.nunique() if len(sub.decisions) else 0
+            rows.append({"corpus": corpus, "test_fold": fold, "test_speakers": " ".join(sorted(roles[corpus][fold][1])),
+                         "decided_on_folds": " ".join(map(str, keep)), "stages_decided": decided,
+                         "same_recipe": sub.recipe == full.recipe and decided == full_decided,
+                         "recipe": json.dumps(sub.recipe, sort_keys=True)})
     return pd.DataFrame(rows)
 
 
 def _study(incumbent, tables, score_rows, pending) -> Study:
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["stage", "factor", "option"])
-    first = [c for c in ("stage", "factor", "depths") if c in table.columns]
+    first = [c for c in ("stage", "factor", "depths", "corpora") if c in table.columns]
     table = table[first + [c for c in table.columns if c not in first]]
     return Study(incumbent, table, pd.DataFrame(score_rows), pending)
 

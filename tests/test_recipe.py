@@ -421,3 +421,29 @@ def test_the_committed_decisions_and_recipe_tables_are_those_of_the_committed_ru
     assert DECISIONS.read_text() == (tmp_path / "decisions.csv").read_text(), "run `sier recipe decide --reference`"
     assert RECIPE_TABLES.read_text() == recipe_tables(found.recipe).to_csv(index=False), \
         "run `sier recipe decide --reference`"
+
+
+def test_a_stage_of_both_corpora_weighs_each_corpus_equally_and_checks_each_corpus_test_folds(tmp_path):
+    from sierlib.recipe import held_out_check
+    from sierlib.registry import CORPORA
+
+    stage = Stage("epochs", (("30", {}), ("60", {"epochs": 60})), corpora=("emodb", "ravdess"))
+    # 60 epochs: RAVDESS (12 folds) gains 1 point, Emo-DB (5 folds) loses 3; each fold's noise is shared
+    for option in ({}, {"epochs": 60}):
+        for c in stage_configs(stage, {}, option):
+            n = CORPORA[c.corpus].n_folds
+            gain = (0.01 if c.corpus == "ravdess" else -0.03) if option else 0.0
+            rec = _record(c, 0.5 + gain + 0.002 * c.fold)
+            rec["speakers"] = {"val": [f"{c.corpus}{(c.fold + 1) % n}"], "test": [f"{c.corpus}{c.fold}"]}
+            write_record(rec, tmp_path)
+    found = study(tmp_path, (stage,))
+    table = found.decisions.set_index("option")
+    # corpora weighted equally: (1 - 3) / 2 = -1 (weighted by runs it would be (36 - 45) / 51 = -0.18)
+    assert table.loc["60", "diff_to_best"] == pytest.approx(-1.0) and table.loc["30", "n_runs"] == 3 * (5 + 12)
+    assert found.recipe == {} and set(table.corpora) == {"emodb ravdess"}
+    assert set(found.scores.corpus) == {"emodb", "ravdess"}
+    check = held_out_check(tmp_path, (stage,))
+    assert check.groupby("corpus").size().to_dict() == {"emodb": 5, "ravdess": 12}
+    # RAVDESS fold 0's test speaker validated fold 11: decided again without it (Emo-DB keeps all 5)
+    row = check.set_index(["corpus", "test_fold"]).loc[("ravdess", 0)]
+    assert row.decided_on_folds == " ".join(map(str, range(11))) and check.same_recipe.all()
