@@ -14,9 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from .adversary import probe_rows, tradeoff_table, verdict
+from .crosscorpus import DIRECTIONS, cross_rows
 from .paper import PAPER_TABLE1
-from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, DECISIONS, RECIPE_TABLES, REFERENCE_RUNS, REPO_ROOT, RESULTS, \
-    STUDY_RUNS, write_text_atomic
+from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, CROSS_CORPUS_RUNS, CROSS_CORPUS_TABLES, DECISIONS, RECIPE_TABLES, \
+    REFERENCE_RUNS, REPO_ROOT, RESULTS, STUDY_RUNS, write_text_atomic
+from .recipe import study
 from .records import iter_records
 from .stats import markdown_table
 
@@ -83,7 +85,8 @@ def literal_summary(results_dir: Path = RESULTS) -> str:
 def recipe_summary() -> str:
     """The decided stages, and the recipe at 1 block beside the paper, from the recipe's tables."""
     d = pd.read_csv(DECISIONS)
-    stages = "\n".join(f"{int(r.stage)}. {r.factor} (decided at depth {r.depths}): **{r.option}**, validation "
+    stages = "\n".join(f"{int(r.stage)}. {r.factor} (decided at depth {r.depths}"
+                       f"{' on both corpora' if ' ' in str(r.corpora) else ''}): **{r.option}**, validation "
                        f"{r.val_mean:.1f} % over {int(r.n_runs)} runs" for r in d[d.chosen].itertuples())
     t = pd.read_csv(RECIPE_TABLES, dtype={"gamma": str})
     lines = []
@@ -151,7 +154,7 @@ def readme_with_headline(text: str, results_dir: Path = RESULTS) -> str:
     return f"{head}{start}\n{headline_table(results_dir)}{end}{tail}"
 
 
-def hardware_table(folders=(REFERENCE_RUNS, STUDY_RUNS, ADVERSARY_RUNS)) -> str:
+def hardware_table(folders=(REFERENCE_RUNS, STUDY_RUNS, ADVERSARY_RUNS, CROSS_CORPUS_RUNS / "runs")) -> str:
     """Which device ran how many of the committed runs, and their median wall time, by corpus,
     encoder and input lengths: from the records themselves."""
     runs = defaultdict(list)
@@ -188,16 +191,27 @@ def open_items(results_dir: Path = RESULTS) -> str:
         lines.append(f"- Paper-literal Table 2: {len(missing2)} network rows lack folds ({runs2} runs): {rows2}. "
                      f"`sier sweep --corpus ravdess --encoders tdnn_bilstm 1dcnn_gru --gammas none 2.5 --depths 1 "
                      f"--reference`.")
-    lines += [
-        "- The §4.2 grid (16 network sizes per cell, chosen on validation speakers): 16 times the compute of "
-        "Table 1.",
-        "- The adversary study covers 1 CNN block at the paper's γ, with the strength decided on validation "
-        "speakers from its probe runs. Still to run: probe rows for the deeper recipe cells (`sier adversary run "
-        "--depths 2 3 4`), the adversary's other knobs as options of that decision (warm-up, the head's learning "
-        "rate and width: run parameters already), and cross-corpus tests (Emo-DB ↔ RAVDESS).",
-        "- A front-end and pooling stage of the recipe (window and hop, log-Mel with Δ, per-utterance "
-        "normalisation, attentive pooling), decided on both corpora's validation speakers.",
-    ]
+    lines.append("- The §4.2 grid (16 network sizes per cell, chosen on validation speakers): 16 times the compute of "
+                 "Table 1.")
+    probes = probe_rows(ADVERSARY_RUNS)
+    for corpus in ("emodb", "ravdess"):
+        part = probes[probes.corpus == corpus] if len(probes) else probes
+        depths = sorted(set(part.n_cnn_layers)) if len(part) else []
+        missing = [d for d in (1, 2, 3, 4) if d not in depths]
+        seeds = sorted(set(part[part.n_cnn_layers == 1].seed)) if len(part) else []
+        if missing or len(seeds) < 2:
+            lines.append(f"- Adversary study, {corpus}: probe runs at {len(depths)} of 4 depths"
+                         + (f" (missing {' '.join(map(str, missing))}: `sier adversary run --corpus {corpus} --depths "
+                            f"{' '.join(map(str, missing))} --strengths 0 1`)" if missing else "")
+                         + f"; {len(seeds)} seed(s) at 1 block.")
+    crossed = cross_rows(CROSS_CORPUS_RUNS)
+    for corpus, test_corpus in DIRECTIONS:
+        if not len(crossed) or not len(crossed[(crossed.corpus == corpus) & (crossed.test_corpus == test_corpus)]):
+            lines.append(f"- Cross-corpus {corpus} → {test_corpus}: not run (`sier adversary cross --corpus {corpus}`).")
+    pending = study().pending
+    if pending:
+        lines.append(f"- The recipe's stages not decided yet (their runs are missing; `sier recipe run`): "
+                     f"{', '.join(pending)}. Log-Mel filterbanks with Δ and ΔΔ as input channels are not built.")
     return "\n".join(lines) + "\n"
 
 
@@ -208,6 +222,8 @@ def render_report(results_dir: Path = RESULTS) -> str:
     adversary_part = (_body(adversary_md) + "\n**Verdict, computed from the table above** "
                       "(`sierlib.adversary.verdict`):\n\n```\n" + verdict(tradeoff_table(rows)) + "\n```\n"
                       if adversary_md.is_file() and len(rows) else "No probe runs are committed yet.\n")
+    cross_md = results_dir / CROSS_CORPUS_TABLES.with_suffix(".md").name
+    cross_part = _body(cross_md) if cross_md.is_file() else "No cross-corpus runs are committed yet.\n"
     return f"""# Reproducing Leow et al., *Speaker-Invariant Emotion Recognition with Adversarial Learning*
 
 Generated by `sier report` (`sierlib/report.py`) from the committed run records and the tables derived
@@ -230,8 +246,10 @@ device, wall time and git commit.
 ## The recipe: where the paper's points went
 
 The paper leaves most of its training recipe unsaid. The recipe study (`07_recipe`, `sierlib/recipe.py`)
-decided one training choice at a time on the validation speakers only, 3 seeds × 5 Emo-DB folds, a
-simpler option winning unless beaten by more than one standard error. The decided stages:
+decided one training choice at a time on the validation speakers only (stages 1-10 on 3 seeds × 5 Emo-DB
+folds; the front-end, pooling and training-length stages after them on 3 seeds × the folds of both
+corpora, each corpus weighted equally), a simpler option winning unless beaten by more than one
+standard error. The decided stages:
 
 {recipe_summary()}
 {_body(results_dir / "recipe_tables.md")}
@@ -243,6 +261,9 @@ adversary's strength grows from the capacity control (the head learns, the encod
 several times the paper's.
 
 {adversary_part}
+### Cross-corpus
+
+{cross_part}
 ## Speed and hardware, from the records
 
 {hardware_table()}
