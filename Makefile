@@ -65,6 +65,7 @@ benchmark: setup
 	$(VENV)/bin/sier benchmark encoders
 	$(VENV)/bin/sier benchmark sweep
 	$(VENV)/bin/sier benchmark lengths
+	$(VENV)/bin/sier benchmark recipe
 	$(VENV)/bin/sier benchmark cluster
 
 clean-cache:

@@ -16,6 +16,9 @@ lengths: whole Emo-DB runs (default network, 1 block, AL, 30 epochs, fold 0) wit
     and ``lengths="masked"``, taking turns, medians of ``--repeats`` runs each: runs per hour of
     both and the ratio (features loaded once, as a sweep worker does), and the ceiling of that ratio:
     the frames a training epoch computes, padded against bucketed batches.
+recipe: whole runs on Emo-DB fold 0 at 1 block, the recipe (decided on validation speakers,
+    without AL: masked lengths, SWA, speed perturbation, ...) against the paper-literal run (AL,
+    padded), taking turns; medians of ``--repeats`` runs each: runs per hour of both and the ratio.
 checksums: hashing every recording of each corpus (the feature cache's key) and, given those
     hashes, checking them against the shipped lists (the published-corpus check); medians of
     ``--repeats``.
@@ -42,6 +45,8 @@ from .download import check_published
 from .features import extract_features, file_digests
 from .folds import make_folds
 from .model import adversarial_weight
+from .paths import STUDY_RUNS
+from .recipe import recipe_config, study
 from .sweep import plan_sweep, run_sweep
 from .synthetic import make_synthetic_corpus
 from .train import build_model, seed_everything, train_epoch
@@ -209,6 +214,37 @@ def bench_lengths(corpora=("emodb",), repeats: int = 3, data_root=None, epochs: 
     print(f"  ceiling: frames computed per training epoch, padded {padded} / bucketed {bucketed} = "
           f"{padded / bucketed:.2f}x ({padded / int(lengths.sum()):.2f}x with no padding at all); the measured "
           f"wall-time ratio is {rate['masked'] / rate['padded'] / (padded / bucketed):.0%} of it")
+
+
+def bench_recipe(corpora=("emodb",), repeats: int = 3, data_root=None, threads: int = 1) -> None:
+    """Runs per hour of the recipe's run against the paper-literal run (1 block, fold 0, taking
+    turns), each with its features loaded once as a sweep worker has them."""
+    corpus = corpora[0]
+    chosen = study(STUDY_RUNS).recipe
+    runs = {"paper-literal (AL)": RunConfig(corpus=corpus),
+            "recipe (without AL)": recipe_config(chosen, corpus=corpus, gamma=None)}
+    loaded = {}
+    for name, config in runs.items():
+        meta, feats = load_corpus_features(config, data_root, progress=False)
+        speed = {f: extract_features(meta, progress=False, **{**config.feature_params, "speed": f})
+                 for f in config.speed_factors}
+        loaded[name] = (meta, feats, speed)
+    print(f"whole runs on {corpus} fold 0, 1 block, {threads} CPU thread(s) as a sweep worker on 2 cores, taking "
+          f"turns, {repeats} runs each; the recipe: {chosen}")
+    wall = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, config in runs.items():
+            meta, feats, speed = loaded[name]
+            t = time.perf_counter()
+            run(config, RunOptions(device="cpu", torch_threads=threads), meta=meta, feats=feats, speed_feats=speed,
+                save=False, progress=False)
+            wall[name].append(time.perf_counter() - t)
+    rate = {name: 3600 / statistics.median(w) for name, w in wall.items()}
+    for name, w in wall.items():
+        print(f"  {name:20s}: median {statistics.median(w):6.1f} s = {rate[name]:5.1f} runs/hour "
+              f"({', '.join(f'{t:.1f}' for t in w)})")
+    literal, recipe_name = list(runs)
+    print(f"  recipe / paper-literal runs per hour: {rate[recipe_name] / rate[literal]:.2f}x")
 
 
 def bench_cluster(repeats: int = 3, workers: int = 2) -> None:

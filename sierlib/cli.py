@@ -340,11 +340,13 @@ def cmd_probe(args) -> int:
 
 def cmd_benchmark(args) -> int:
     """Speed benchmarks that print their figures (medians, and ratios measured in the same run)."""
+    if args.epochs is not None and args.what not in ("lengths", "sweep"):
+        raise CommandError(f"--epochs applies to the lengths and sweep benchmarks only, not to {args.what!r}")
     if args.what == "cluster":  # its own synthetic corpus: --corpora and --data-root do not apply
         benchmarks.bench_cluster(args.repeats)
         return 0
     {"checksums": benchmarks.bench_checksums, "features": benchmarks.bench_features, "train": benchmarks.bench_train, "encoders": benchmarks.bench_encoders,
-     "sweep": benchmarks.bench_sweep, "lengths": benchmarks.bench_lengths}[args.what](
+     "sweep": benchmarks.bench_sweep, "lengths": benchmarks.bench_lengths, "recipe": benchmarks.bench_recipe}[args.what](
         args.corpora, args.repeats, args.data_root, **({"epochs": args.epochs} if args.epochs else {}))
     return 0
 
@@ -519,10 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
     p.add_argument("--folds", type=int, nargs="+", default=None)
     p = command("benchmark", cmd_benchmark, description=benchmarks.__doc__)
-    p.add_argument("what", choices=["checksums", "features", "train", "encoders", "sweep", "lengths", "cluster"])
+    p.add_argument("what", choices=["checksums", "features", "train", "encoders", "sweep", "lengths", "recipe", "cluster"])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
-    p.add_argument("--epochs", type=int, default=None, help="lengths: epochs per run (default 30)")
+    p.add_argument("--epochs", type=int, default=None, help="lengths, sweep: epochs per run (default 30 and 2)")
     return ap
 
 

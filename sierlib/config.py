@@ -68,7 +68,8 @@ def _corpus_rule(v) -> bool:
 
 
 # the 2D CNN biGRU's own sizes: other encoders have theirs (recorded as ``encoder_sizes``)
-CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_stride", "conv_dropout", "pooling")
+CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_stride", "conv_dropout", "pooling",
+                "front_end")
 FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay", "conv_dropout", "ema_decay", "mixup_alpha", "highpass_hz",
                 "top_db", "speed_perturbation", "lambda_max", "adversary_lr_scale", "speaker_holdout")
 # the speaker adversary's own knobs: without AL there is no speaker head for them to change
@@ -147,6 +148,9 @@ class RunConfig:
     top_db: float = _param(30.0, (lambda v: _is_num(v) and 0 < v <= 120, "a number of decibels in (0, 120]"),
                            "silence trimming threshold below the peak")
     # --- the front end and the pooling (issue 29); each default is the paper ---
+    front_end: str = _param("mfcc", _one_of("mfcc", "logmel_deltas"),
+                            "mfcc: n_mfcc MFCCs, one input channel (the paper); logmel_deltas: 64 log-Mel filterbank "
+                            "energies with their deltas and delta-deltas as three input channels (2dcnn_bigru only)")
     n_mfcc: int = _param(20, _int_in(1, 128), "MFCCs per frame (the encoders that read MFCCs)")
     n_fft: int = _param(2048, _int_in(64, 8192), "analysis window in samples at 22.05 kHz: 2048 = 93 ms (the paper), "
                                                   "512 = 23 ms")
@@ -225,9 +229,9 @@ class RunConfig:
         if self.hop_length > self.n_fft:
             raise ValueError(f"hop_length={self.hop_length!r} is longer than the window n_fft={self.n_fft!r}: frames "
                              f"would skip audio; choose hop_length <= n_fft")
-        if ENCODER_INFO[self.encoder].feature_kind != "mfcc" and self.n_mfcc != DEFAULTS["n_mfcc"]:
-            raise ValueError(f"n_mfcc={self.n_mfcc!r}: encoder {self.encoder!r} reads log-Mel features, not MFCCs; "
-                             f"leave n_mfcc at its default")
+        if self.feature_params.get("kind", "mfcc") != "mfcc" and self.n_mfcc != DEFAULTS["n_mfcc"]:
+            raise ValueError(f"n_mfcc={self.n_mfcc!r}: this run (encoder {self.encoder!r}, front_end "
+                             f"{self.front_end!r}) reads log-Mel features, not MFCCs; leave n_mfcc at its default")
         if self.speed_perturbation and self.lengths != "masked":
             raise ValueError(f"speed_perturbation={self.speed_perturbation!r} changes each utterance's length, which "
                              f"only length-aware runs follow: set lengths='masked' too (or speed_perturbation=0)")
@@ -249,7 +253,7 @@ class RunConfig:
         the kind follows the encoder; the high-pass filter, the trimming threshold, the window,
         the hop and (for MFCCs) their number are fields of the run; the sample rate is the
         project's."""
-        kind = ENCODER_INFO[self.encoder].feature_kind
+        kind = "logmel" if self.front_end == "logmel_deltas" else ENCODER_INFO[self.encoder].feature_kind
         return check_feature_params(kind=kind, highpass_hz=self.highpass_hz, top_db=self.top_db, n_fft=self.n_fft,
                                     hop_length=self.hop_length, **({"n_mfcc": self.n_mfcc} if kind == "mfcc" else {}))
 

@@ -67,8 +67,8 @@ from tqdm.auto import tqdm
 from .audio import check_speech, read_audio
 from .download import check_published
 from .paths import atomic_write, cache_dir, sha256_file
-from .registry import (DEFAULT_N_MELS, FEATURE_DEFAULTS, FEATURE_VERSION, PITCH, check_feature_params, corpus_name,
-                       feature_kind)
+from .registry import (DEFAULT_N_MELS, FEATURE_DEFAULTS, FEATURE_VERSION, LOGMEL_N_MELS, PITCH, check_feature_params,
+                       corpus_name, feature_kind)
 
 def highpass(y: np.ndarray, sr: int, cutoff_hz: float | None, order: int = 4) -> np.ndarray:
     """Zero-phase Butterworth high-pass (the 'background noise' filter); None returns y."""
@@ -187,6 +187,24 @@ def fbank_energy_pitch(y: np.ndarray, sr: int = FEATURE_DEFAULTS["sr"], n_mels: 
     return np.vstack([log_mel, energy[None, :], f0[None, :]]).astype(np.float32)
 
 
+def log_mel(y: np.ndarray, sr: int = FEATURE_DEFAULTS["sr"], n_mels: int = LOGMEL_N_MELS,
+            n_fft: int = FEATURE_DEFAULTS["n_fft"], hop_length: int = FEATURE_DEFAULTS["hop_length"]) -> np.ndarray:
+    """Log-Mel filterbank energies (dB, floored 80 dB below 1) of a (padded) signal:
+    ``(n_mels, n_frames)``, float32, on the frames of :func:`mfcc`. Kind ``"logmel"``, the input
+    of the log-Mel front end (its Δ and ΔΔ are taken in the network, :func:`sierlib.layers.deltas`)."""
+    import librosa  # heavy (numba) and optional where features come from a pack
+
+    mel = librosa.feature.melspectrogram(y=y, sr=sr, n_fft=n_fft, hop_length=hop_length, window="hann",
+                                         center=True, pad_mode="constant", power=2.0, n_mels=n_mels)
+    return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=80.0).astype(np.float32)
+
+
+def _pad_logmel(y: np.ndarray, length: int, params: dict) -> np.ndarray:
+    padded = np.zeros(length, dtype=np.float32)
+    padded[: len(y)] = y
+    return log_mel(padded, params["sr"], params["n_mels"], params["n_fft"], params["hop_length"])
+
+
 def _pad_fbank(y: np.ndarray, length: int, params: dict) -> np.ndarray:
     padded = np.zeros(length, dtype=np.float32)
     padded[: len(y)] = y
@@ -199,7 +217,7 @@ def feature_map(y: np.ndarray, length: int, params: dict) -> np.ndarray:
 
     A recording longer than ``length`` keeps its first ``length`` samples: a saved network
     (:mod:`sierlib.predict`) sees new recordings at the length it was trained on."""
-    pad = _pad_mfcc if feature_kind(params) == "mfcc" else _pad_fbank
+    pad = {"mfcc": _pad_mfcc, "fbank_energy_pitch": _pad_fbank, "logmel": _pad_logmel}[feature_kind(params)]
     return pad(y[:length], length, params)
 
 
@@ -310,9 +328,10 @@ def extract_features(meta: pd.DataFrame, *, sr: int = FEATURE_DEFAULTS["sr"], n_
         padding is to the longest recording in ``meta``).
     sr, n_mfcc, n_fft, hop_length, top_db, highpass_hz : feature parameters (``n_mfcc``: 20 when
         left out, MFCC kind only).
-    kind : ``"mfcc"`` (default; ``(n, n_mfcc, n_frames)``) or ``"fbank_energy_pitch"``
+    kind : ``"mfcc"`` (default; ``(n, n_mfcc, n_frames)``), ``"logmel"`` (``(n, n_mels, n_frames)``) or
+        ``"fbank_energy_pitch"``
         (``(n, n_mels + 2, n_frames)``: log-Mel, log energy, F0).
-    n_mels : Mel bands of kind ``"fbank_energy_pitch"`` (40 when left out).
+    n_mels : Mel bands of kind ``"fbank_energy_pitch"`` (40 when left out) or ``"logmel"`` (64).
     speed : speed perturbation factor (:func:`change_speed`; 1: none). Padding is to the longest
         recording at this speed, so perturbed features are wider or narrower than the others.
     cache : folder for the cache (default ``SIER_CACHE`` or ``cache/``).
@@ -334,7 +353,8 @@ def extract_features(meta: pd.DataFrame, *, sr: int = FEATURE_DEFAULTS["sr"], n_
     signals = run_parallel(n_jobs, f"{corpus_name(corpus)}: read, filter, trim", step1, progress)
     length = max(len(y) for y in signals)
     step2 = [delayed(feature_map)(y, length, params) for y in signals]
-    desc = f"{corpus_name(corpus)}: pad, " + ("MFCC" if feature_kind(params) == "mfcc" else "log-Mel + energy + pitch")
+    desc = f"{corpus_name(corpus)}: pad, " + {"mfcc": "MFCC", "fbank_energy_pitch": "log-Mel + energy + pitch",
+                                              "logmel": "log-Mel"}[feature_kind(params)]
     X = np.stack(run_parallel(n_jobs, desc, step2, progress))
     feats = Features(X, meta["utterance"].to_numpy(dtype=str), np.array([len(y) for y in signals]),
                      params)

@@ -127,6 +127,25 @@ class AttentiveStatsPool(nn.Module):
         return torch.cat([mean, torch.sqrt(var + 1e-5)], dim=1)
 
 
+def deltas(x: torch.Tensor, lengths: torch.Tensor | None = None, width: int = 2) -> torch.Tensor:
+    """Regression deltas of ``x`` (batch, rows, time) over time, as HTK's:
+    d_t = sum_{n=1..width} n (x_{t+n} - x_{t-n}) / (2 sum n^2), the edge frames repeated (=
+    ``librosa.feature.delta(x, width=2 * width + 1, mode="nearest")``). With ``lengths``, row i's
+    edge is its last valid frame, so its padding influences nothing, and its padding stays 0."""
+    b, f, t = x.shape
+    steps = torch.arange(t, device=x.device)[None, :]
+    last = (lengths.to(x.device)[:, None] - 1) if lengths is not None else torch.full((b, 1), t - 1, device=x.device)
+    out = torch.zeros_like(x)
+    for n in range(1, width + 1):
+        ahead = torch.minimum(steps + n, last).clamp(min=0)[:, None, :].expand(b, f, t)
+        behind = torch.minimum((steps - n).clamp(min=0), last)[:, None, :].expand(b, f, t)
+        out = out + n * (x.gather(2, ahead) - x.gather(2, behind))
+    out = out / (2 * sum(n * n for n in range(1, width + 1)))
+    if lengths is not None:
+        out = out * lengths_to_mask(lengths.to(x.device), t)[:, None, :].to(x.dtype)
+    return out
+
+
 def recurrent_stats_pool(rnn: nn.RNNBase, h: torch.Tensor, lengths: torch.Tensor | None = None,
                          pool=stats_pool) -> torch.Tensor:
     """Run a batch-first recurrent layer over ``h`` (batch, time, features) and pool its outputs

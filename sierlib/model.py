@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from .encoders import CNN1DGRUEncoder, TDNNBiLSTMEncoder
-from .layers import (AttentiveStatsPool, MaskedBatchNorm2d, check_lengths, classifier_head, conv_output_length,
+from .layers import (AttentiveStatsPool, MaskedBatchNorm2d, check_lengths, classifier_head, conv_output_length, deltas,
                      masked_sequential, recurrent_stats_pool, sequential_output_lengths, stats_pool)
 
 
@@ -141,6 +141,9 @@ class Encoder(nn.Module):
         Dropout inside the convolution blocks; None uses ``dropout``.
     pooling : {"stats", "attentive"}
         Statistics pooling (the paper's) or attentive statistics pooling.
+    front_end : {"mfcc", "logmel_deltas"}
+        One input channel (the paper's MFCCs), or three: the features (log-Mel), their Δ and
+        ΔΔ over time (:func:`sierlib.layers.deltas`).
     """
 
     name = "2dcnn_bigru"
@@ -150,15 +153,19 @@ class Encoder(nn.Module):
     def __init__(self, n_mfcc: int = 20, n_cnn_layers: int = 1, kernel_size: int = 5,
                  n_filters: int = 64, gru_hidden: int = 128, dropout: float = 0.3,
                  conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None,
-                 pooling: str = "stats"):
+                 pooling: str = "stats", front_end: str = "mfcc"):
         super().__init__()
         if conv_stride not in (1, 2):
             raise ValueError(f"conv_stride must be 1 or 2; got {conv_stride!r}")
         if pooling not in ("stats", "attentive"):
             raise ValueError(f"pooling must be 'stats' or 'attentive'; got {pooling!r}")
+        if front_end not in ("mfcc", "logmel_deltas"):
+            raise ValueError(f"front_end must be 'mfcc' or 'logmel_deltas'; got {front_end!r}")
         conv_dropout = dropout if conv_dropout is None else conv_dropout
-        self.cnn = nn.Sequential(*[ConvBlock(1 if i == 0 else n_filters, n_filters, kernel_size, conv_dropout,
-                                             conv_stride) for i in range(n_cnn_layers)])
+        # logmel_deltas: the features, their deltas and delta-deltas as three input channels
+        self.with_deltas = front_end == "logmel_deltas"
+        self.cnn = nn.Sequential(*[ConvBlock((3 if self.with_deltas else 1) if i == 0 else n_filters, n_filters,
+                                             kernel_size, conv_dropout, conv_stride) for i in range(n_cnn_layers)])
         freq = n_mfcc  # frequency bins left after the CNN, for the GRU's input size
         for _ in range(n_cnn_layers):
             freq = int(_block_output_size(freq, kernel_size, conv_stride))
@@ -174,11 +181,17 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled embedding of ``x`` (B, n_mfcc, T); with ``lengths`` (B,), row i's frames from
         ``lengths[i]`` on are padding and do not influence its embedding (see :mod:`sierlib.layers`)."""
-        if lengths is None:
-            h = self.cnn(x.unsqueeze(1))                  # (B, K, F', T')
-        else:
+        if lengths is not None:
             lengths = check_lengths(lengths, x)
-            h, lengths = masked_sequential(self.cnn, x.unsqueeze(1), lengths)
+        if self.with_deltas:
+            d = deltas(x, lengths)
+            channels = torch.stack([x, d, deltas(d, lengths)], dim=1)  # (B, 3, F, T)
+        else:
+            channels = x.unsqueeze(1)
+        if lengths is None:
+            h = self.cnn(channels)                        # (B, K, F', T')
+        else:
+            h, lengths = masked_sequential(self.cnn, channels, lengths)
         b, k, f, t = h.shape
         h = h.permute(0, 3, 1, 2).reshape(b, t, k * f)  # a sequence over time of K*F' features
         return recurrent_stats_pool(self.gru, h, lengths, self.pool)
@@ -215,6 +228,8 @@ class SIERNet(nn.Module):
     speaker_hidden : hidden units of the speaker head (None: ``fc_hidden``).
     pooling : ``"stats"`` (the paper's statistics pooling) or ``"attentive"``
         (:class:`sierlib.layers.AttentiveStatsPool`); the 2D CNN biGRU's only.
+    front_end : ``"mfcc"`` (one input channel) or ``"logmel_deltas"`` (the features with their Δ
+        and ΔΔ as three channels); the 2D CNN biGRU's only.
     """
 
     def __init__(self, n_emotions: int, n_speakers: int | None = None, n_mfcc: int = 20,
@@ -222,7 +237,7 @@ class SIERNet(nn.Module):
                  gru_hidden: int = 128, fc_hidden: int = 64, dropout: float = 0.3,
                  encoder: str = "2dcnn_bigru", encoder_kwargs: dict | None = None,
                  conv_stride: int = 2, conv_dropout: float | None = None, speaker_hidden: int | None = None,
-                 pooling: str = "stats"):
+                 pooling: str = "stats", front_end: str = "mfcc"):
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}; got {encoder!r}")
@@ -233,12 +248,14 @@ class SIERNet(nn.Module):
                 raise ValueError("encoder_kwargs is for the tdnn_bilstm and 1dcnn_gru encoders; the 2D CNN "
                                  "biGRU takes n_cnn_layers, kernel_size, n_filters and gru_hidden")
             self.encoder = Encoder(n_mfcc, n_cnn_layers, kernel_size, n_filters, gru_hidden, dropout,
-                                   conv_stride=conv_stride, conv_dropout=conv_dropout, pooling=pooling)
+                                   conv_stride=conv_stride, conv_dropout=conv_dropout, pooling=pooling,
+                                   front_end=front_end)
         else:
-            if conv_stride != 2 or conv_dropout is not None or pooling != "stats":  # would be silently ignored
-                raise ValueError(f"conv_stride, conv_dropout and pooling are for the 2dcnn_bigru encoder only; got "
-                                 f"conv_stride={conv_stride!r}, conv_dropout={conv_dropout!r}, pooling={pooling!r} "
-                                 f"with {encoder!r}")
+            if conv_stride != 2 or conv_dropout is not None or pooling != "stats" or front_end != "mfcc":
+                # they would be silently ignored
+                raise ValueError(f"conv_stride, conv_dropout, pooling and front_end are for the 2dcnn_bigru encoder "
+                                 f"only; got conv_stride={conv_stride!r}, conv_dropout={conv_dropout!r}, "
+                                 f"pooling={pooling!r}, front_end={front_end!r} with {encoder!r}")
             self.encoder = ENCODERS[encoder](n_mfcc, dropout, **(encoder_kwargs or {}))
         self.encoder_name = encoder
         d = self.encoder.out_features

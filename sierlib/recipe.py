@@ -130,7 +130,8 @@ STAGES = (
     # issue 29: the front end, the pooling and the training length, decided on both corpora
     Stage("window and hop", (("93 ms / 23 ms (paper)", {}), ("23 ms / 10 ms", {"n_fft": 512, "hop_length": 220})),
           corpora=BOTH, why="speech front ends use about 25 ms windows every 10 ms; the paper's are 4 times longer"),
-    Stage("MFCCs", (("20 (paper)", {}), ("40", {"n_mfcc": 40})), corpora=BOTH),
+    Stage("input features", (("20 MFCCs (paper)", {}), ("40 MFCCs", {"n_mfcc": 40}),
+                             ("64 log-Mel with Δ and ΔΔ as channels", {"front_end": "logmel_deltas"})), corpora=BOTH),
     Stage("per-utterance normalisation", (("none", {}), ("mean", {"utterance_norm": "mean"}),
                                           ("mean and variance", {"utterance_norm": "mean_var"})),
           corpora=BOTH, why="each speaker standardised on its own audio (offline) reached 80 % on Emo-DB; an "

@@ -86,8 +86,9 @@ ENCODER_INFO = {e.name: e for e in (
 FEATURE_VERSION = 1  # bump when the pipeline changes in a way the parameters do not capture
 FEATURE_DEFAULTS = {"sr": 22050, "n_mfcc": 20, "n_fft": 2048, "hop_length": 512, "top_db": 30.0,
                     "highpass_hz": 80.0}
-FEATURE_KINDS = ("mfcc", "fbank_energy_pitch")
+FEATURE_KINDS = ("mfcc", "fbank_energy_pitch", "logmel")
 DEFAULT_N_MELS = 40
+LOGMEL_N_MELS = 64  # Mel bands of the log-Mel front end (RunConfig.front_end = "logmel_deltas")
 # Pitch tracking of kind "fbank_energy_pitch": YIN search range (Hz) and the NCCF voicing threshold.
 # Part of that kind's cache key (change them and the cache recomputes); "v" versions the recipe.
 PITCH = {"fmin": 60.0, "fmax": 400.0, "voicing_threshold": 0.5, "v": 1}
@@ -103,6 +104,7 @@ def check_feature_params(sr=FEATURE_DEFAULTS["sr"], n_mfcc=None, n_fft=FEATURE_D
     before other kinds existed (cache keys and run names depend on it).
     ``kind="fbank_energy_pitch"``: ``n_mels`` defaults to 40 and ``n_mfcc`` must be left out; the
     dict is ``{kind, sr, n_mels, n_fft, hop_length, top_db, highpass_hz}``.
+    ``kind="logmel"`` (log-Mel filterbank energies only): the same, ``n_mels`` defaulting to 64.
     ``speed`` (speed perturbation, a factor in [0.5, 2]) adds a ``speed`` key only when it is not
     1, so the dicts (and cache keys) of unperturbed features stay as they were.
     """
@@ -115,7 +117,7 @@ def check_feature_params(sr=FEATURE_DEFAULTS["sr"], n_mfcc=None, n_fft=FEATURE_D
     else:
         if n_mfcc is not None:
             raise ValueError(f"n_mfcc applies to kind='mfcc' only; got n_mfcc={n_mfcc!r} with kind={kind!r}")
-        n_rows = ("n_mels", DEFAULT_N_MELS if n_mels is None else n_mels)
+        n_rows = ("n_mels", (LOGMEL_N_MELS if kind == "logmel" else DEFAULT_N_MELS) if n_mels is None else n_mels)
     for name, value, lo in [("sr", sr, 1000), n_rows + (1,), ("n_fft", n_fft, 16), ("hop_length", hop_length, 1)]:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
             raise ValueError(f"{name} must be an integer >= {lo}; got {value!r}")
@@ -131,7 +133,7 @@ def check_feature_params(sr=FEATURE_DEFAULTS["sr"], n_mfcc=None, n_fft=FEATURE_D
               **({"speed": float(speed)} if speed != 1 else {})}
     if kind == "mfcc":
         return common
-    if n_fft - 1 <= 2 * sr / PITCH["fmin"]:
+    if kind == "fbank_energy_pitch" and n_fft - 1 <= 2 * sr / PITCH["fmin"]:
         raise ValueError(f"n_fft must exceed 2 * sr / {PITCH['fmin']:g} Hz + 1 = {2 * sr / PITCH['fmin'] + 1:.0f} "
                          f"so that two periods of the lowest pitch fit into a frame; got n_fft={n_fft!r}")
     return {"kind": kind, **common}

@@ -211,7 +211,7 @@ def open_items(results_dir: Path = RESULTS) -> str:
     pending = study().pending
     if pending:
         lines.append(f"- The recipe's stages not decided yet (their runs are missing; `sier recipe run`): "
-                     f"{', '.join(pending)}. Log-Mel filterbanks with Δ and ΔΔ as input channels are not built.")
+                     f"{', '.join(pending)}.")
     return "\n".join(lines) + "\n"
 
 

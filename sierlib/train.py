@@ -54,8 +54,8 @@ def build_model(config, n_emotions: int, n_speakers: int, n_features: int) -> SI
                    n_cnn_layers=config.n_cnn_layers, kernel_size=config.kernel_size, n_filters=config.n_filters,
                    gru_hidden=config.gru_hidden, fc_hidden=config.fc_hidden, dropout=config.dropout,
                    encoder=config.encoder, encoder_kwargs=encoder_kwargs, speaker_hidden=config.speaker_fc_hidden,
-                   **({"conv_stride": config.conv_stride, "conv_dropout": config.conv_dropout, "pooling": config.pooling}
-                      if config.encoder == "2dcnn_bigru" else {}))
+                   **({"conv_stride": config.conv_stride, "conv_dropout": config.conv_dropout, "pooling": config.pooling,
+                       "front_end": config.front_end} if config.encoder == "2dcnn_bigru" else {}))
 
 
 @torch.no_grad()

@@ -30,7 +30,7 @@ def test_the_front_end_fields_reach_the_features_and_the_name():
         RunConfig(utterance_norm="mean")
     with pytest.raises(ValueError, match="pooling='attentive'"):
         RunConfig(encoder="tdnn_bilstm", pooling="attentive")
-    with pytest.raises(ValueError, match="n_mfcc=40: encoder '1dcnn_gru' reads log-Mel"):
+    with pytest.raises(ValueError, match="n_mfcc=40: this run \\(encoder '1dcnn_gru'"):
         RunConfig(encoder="1dcnn_gru", n_mfcc=40)
     with pytest.raises(ValueError, match="utterance_norm must be"):
         RunConfig(lengths="masked", utterance_norm="cmvn")
@@ -87,3 +87,32 @@ def test_a_run_with_every_new_option_and_its_saved_network(synthetic_meta, synth
     test = split_metadata(synthetic_meta, folds, 1)["test"]
     X, info = recording_features(test["path"].iloc[0], network)
     np.testing.assert_allclose(X[0], data["test"]["X"][0].numpy(), atol=1e-4)
+
+
+def test_deltas_are_librosas_and_ignore_the_padding():
+    librosa = pytest.importorskip("librosa")
+    from sierlib.layers import deltas
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 4, 12)).astype(np.float32)
+    d = deltas(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(d, librosa.feature.delta(x, width=5, mode="nearest", axis=-1), atol=1e-5)
+    lengths = torch.tensor([12, 7])
+    padded = torch.from_numpy(x.copy())
+    padded[1, :, 7:] = 0.0
+    short = deltas(padded[1:, :, :7]).numpy()
+    d2 = deltas(padded, lengths).numpy()
+    np.testing.assert_allclose(d2[1, :, :7], short[0], atol=1e-6)  # as if the utterance ended there
+    assert np.all(d2[1, :, 7:] == 0) and np.allclose(d2[0], d[0])
+
+
+def test_the_log_mel_front_end_feeds_three_channels(synthetic_meta, synthetic_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIER_CACHE", str(tmp_path / "cache"))
+    config = RunConfig(corpus="synthetic", fold=0, gamma=2.5, front_end="logmel_deltas", **TINY)
+    assert config.feature_params["kind"] == "logmel" and config.feature_params["n_mels"] == 64
+    with pytest.raises(ValueError, match="n_mfcc=40: this run"):
+        RunConfig(front_end="logmel_deltas", n_mfcc=40)
+    record, model = run(config, RunOptions(out_dir=tmp_path / "runs", data_root=str(synthetic_root)),
+                        progress=False, return_model=True)
+    assert record["features"]["kind"] == "logmel"
+    assert model.encoder.cnn[0][0].in_channels == 3
