@@ -59,7 +59,8 @@ def adversary_label(config: dict) -> str:
 
 def _knobs(c: dict) -> tuple:
     """A setting's sort key: the knobs, the paper's head first (0 for a default hidden size)."""
-    return (c["lambda_max"], c["adversary_warmup_epochs"], c["adversary_lr_scale"], c["speaker_fc_hidden"] or 0)
+    hidden = c["speaker_fc_hidden"]
+    return (c["lambda_max"], c["adversary_warmup_epochs"], c["adversary_lr_scale"], 0 if pd.isna(hidden) else hidden)
 
 
 def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = "swa") -> pd.DataFrame:

@@ -27,7 +27,7 @@ from .folds import fold_grid, make_folds, write_fold_table
 from .paper import BEST_GAMMA, DEPTHS, GAMMAS, TABLE2_ENCODERS
 from .paths import ADVERSARY_RUNS, CROSS_CORPUS_RUNS, LOCAL_ADVERSARY, REFERENCE_RUNS, RESULTS, STUDY_RUNS, write_csv_atomic
 from .predict import find_audio, iter_outputs, load_network, output_table
-from .records import runs_dir
+from .records import read_record, runs_dir
 from .registry import CORPORA, PRETTY
 from .synthetic import make_synthetic_corpus
 
@@ -223,9 +223,10 @@ def cmd_adversary(args) -> int:
         print(f"cross-corpus {args.corpus} -> {plan[0].test_corpus}, γ {gamma}: {len(plan)} network runs planned, "
               f"{len(todo)} to train into {cross_dir / 'runs'}; the {crosscorpus.PEER} + SVM peer on the same folds")
         for fold in sorted({c.fold for c in plan}):
-            rec = classical.run_classical(args.corpus, fold, crosscorpus.PEER, test_corpus=plan[0].test_corpus,
-                                          out_dir=cross_dir / "classical", data_root=args.data_root,
-                                          n_jobs=args.workers, progress=True)
+            path = classical.record_path(args.corpus, crosscorpus.PEER, fold, cross_dir / "classical", plan[0].test_corpus)
+            rec = read_record(path) or classical.run_classical(  # resumable: a finished fold is read back
+                args.corpus, fold, crosscorpus.PEER, test_corpus=plan[0].test_corpus, out_dir=cross_dir / "classical",
+                data_root=args.data_root, n_jobs=args.workers, progress=True)
             print(f"  SVM fold {fold}: test {100 * rec['test_accuracy']:.1f} % (C {rec['params']['C']:g})")
         report = workers.run_in_process(todo, workers=args.workers, out_dir=cross_dir / "runs", device=args.device,
                                         data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)

@@ -219,10 +219,15 @@ class RunConfig:
                                  f"runs have; set gamma (lambda_max=0 gives the capacity control) or leave them at "
                                  f"their defaults")
         if self.test_corpus is not None and (self.test_corpus == self.corpus or self.corpus not in ("emodb", "ravdess")
-                                             or self.normalisation != "train_speakers"):
+                                             or self.normalisation != "train_speakers" or self.lengths != "masked"
+                                             or self.speaker_holdout):
+            # padded inputs would be padded to another corpus's longest recording; the two corpora's
+            # speaker ids overlap ('03' is in both), which a probe run's speaker measures cannot tell apart
             raise ValueError(f"test_corpus={self.test_corpus!r} needs corpus to be the other built-in corpus "
-                             f"(got {self.corpus!r}) and normalisation='train_speakers' (got {self.normalisation!r}): "
-                             f"a cross-corpus run trains on one of Emo-DB and RAVDESS and tests on the other")
+                             f"(got {self.corpus!r}), lengths='masked' (got {self.lengths!r}), normalisation="
+                             f"'train_speakers' (got {self.normalisation!r}) and speaker_holdout=0 (got "
+                             f"{self.speaker_holdout!r}): a cross-corpus run trains on one of Emo-DB and RAVDESS "
+                             f"and tests on the other")
         if self.utterance_norm != "none" and self.lengths != "masked":
             raise ValueError(f"utterance_norm={self.utterance_norm!r} normalises each utterance over its speech frames, "
                              f"which only length-aware runs know: set lengths='masked' too (or utterance_norm='none')")

@@ -117,7 +117,10 @@ def write_cross_tables(runs_dir=None, results_dir=None) -> list[Path]:
           "(the network) or C (the SVM), every other speaker of it trains. The network is the recipe at 1 block, "
           "without AL and with AL at the paper's γ, paired by fold and seed; the SVM (openSMILE ComParE functionals, "
           "linear) has no seed. Means ± std (%) over fold x seed runs; *_diff and *_p: paired over folds (seeds "
-          "averaged), exact sign-flip p.\n\n" + markdown_table(shown))
+          "averaged), exact sign-flip p. Caveat for RAVDESS → Emo-DB: the recipe's stages 1-10 were decided on "
+          "Emo-DB's validation speakers, which over its folds are all of Emo-DB's speakers, so the test corpus had a "
+          "say in the recipe (Emo-DB → RAVDESS has no such effect: RAVDESS took part in none of those decisions); "
+          "the comparison of AL with no AL shares the recipe and is not affected.\n\n" + markdown_table(shown))
     with atomic_write(csv_path.with_suffix(".md")) as f:
         f.write(md)
     return [csv_path, csv_path.with_suffix(".md")]

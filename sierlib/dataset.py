@@ -16,9 +16,11 @@ from .features import Features, extract_features
 from .folds import fold_speakers, make_folds, split_metadata
 
 
-def load_corpus_features(config: RunConfig, data_root=None, progress: bool = True) -> tuple[pd.DataFrame, Features]:
-    """The metadata and the features (of the kind the config's encoder reads) of its corpus."""
-    meta = load_metadata(config.corpus, data_root)
+def load_corpus_features(config: RunConfig, data_root=None, progress: bool = True,
+                         corpus: str | None = None) -> tuple[pd.DataFrame, Features]:
+    """The metadata and the features (of the kind the config's encoder reads) of its corpus, or
+    of ``corpus`` (e.g. its ``test_corpus``) at the config's feature parameters."""
+    meta = load_metadata(config.corpus if corpus is None else corpus, data_root)
     return meta, extract_features(meta, progress=progress, **config.feature_params)
 
 

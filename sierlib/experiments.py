@@ -36,12 +36,14 @@ def finished_record(config: RunConfig, out_dir=None) -> dict | None:
 
 def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataFrame | None = None,
         feats: Features | None = None, progress: bool = True, save: bool = True, return_model: bool = False,
-        checkpoint_dir=None, speed_feats: dict | None = None):
+        checkpoint_dir=None, speed_feats: dict | None = None,
+        test_set: tuple[pd.DataFrame, Features] | None = None):
     """Train and evaluate one run; returns its record (and the network, with the selected
     weights, if ``return_model``).
 
     With ``config.test_corpus`` the run is cross-corpus (:func:`sierlib.dataset.fold_data`'s
-    ``test_set``): the other corpus is loaded here (``meta``/``feats`` stay the training corpus's).
+    ``test_set``): the other corpus's ``(meta, feats)`` are ``test_set``, or loaded here
+    (``meta``/``feats`` stay the training corpus's).
     ``meta``/``feats`` may be passed to reuse a loaded corpus across runs (``feats`` must be of
     the config's feature parameters; ``speed_feats``, ``{speed: Features}``, the speed-perturbed
     copies, else they are extracted or read from the cache). With ``save`` the record is written atomically to
@@ -75,10 +77,14 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         if speed_feats is None:
             speed_feats = {f: extract_features(meta, progress=progress, **{**config.feature_params, "speed": f})
                            for f in config.speed_factors}
-        test_set = None
-        if config.test_corpus is not None:  # cross-corpus: the other corpus's speakers are the test set
+        if test_set is not None and config.test_corpus is None:
+            raise ValueError("test_set is for a cross-corpus run: set the config's test_corpus")
+        if config.test_corpus is not None and test_set is None:  # cross-corpus: the other corpus is the test set
             test_meta = load_metadata(config.test_corpus, options.data_root)
             test_set = (test_meta, extract_features(test_meta, progress=progress, **config.feature_params))
+        elif test_set is not None and test_set[1].params != config.feature_params:
+            raise ValueError(f"test_set's features were computed with {test_set[1].params}, but the run reads "
+                             f"{config.feature_params}")
         data = fold_data(meta, feats, config.fold, folds, masked=config.lengths == "masked",
                          per_speaker=config.normalisation == "per_speaker_offline", speed_feats=speed_feats,
                          holdout=config.speaker_holdout, holdout_seed=config.seed, test_set=test_set,

@@ -115,7 +115,9 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
         part = scores[scores.stage == stage]
         d = decisions[decisions.stage == stage]
         options = list(d.option)
-        wide = part.pivot_table(index=["n_cnn_layers", "fold", "seed"], columns="option", values="val_score")[options]
+        # a stage of both corpora: Emo-DB's fold k and RAVDESS's fold k are different runs
+        index = (["corpus"] if "corpus" in part else []) + ["n_cnn_layers", "fold", "seed"]
+        wide = part.pivot_table(index=index, columns="option", values="val_score")[options]
         x = np.arange(len(options))
         for _, row in wide.iterrows():
             ax.plot(x, row.to_numpy(), color="0.8", lw=0.7, zorder=1)

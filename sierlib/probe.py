@@ -56,9 +56,12 @@ def probe_run(config: RunConfig, meta=None, feats=None, data_root=None, checkpoi
     """
     if meta is None or feats is None:
         meta, feats = load_corpus_features(config, data_root, progress=False)
+    if config.test_corpus is not None:
+        raise ValueError(f"{config.name}: a cross-corpus run is not probed here (its test speakers are another "
+                         f"corpus's); probe runs of its own are probe runs with speaker_holdout")
     committed = read_record(record_path(config, REFERENCE_RUNS))
     data = fold_data(meta, feats, config.fold, masked=config.lengths == "masked",
-                     per_speaker=config.normalisation == "per_speaker_offline")
+                     per_speaker=config.normalisation == "per_speaker_offline", utterance_norm=config.utterance_norm)
     ckpt = Path(checkpoint_dir or CHECKPOINTS) / corpus_name(config.corpus) / f"{config.name}.pt"
     if ckpt.is_file():
         model = build_model(config, len(data["emotions"]), len(data["train_speakers"]), feats.X.shape[1])

@@ -412,12 +412,14 @@ def _study(incumbent, tables, score_rows, pending) -> Study:
 def recipe_config(recipe: dict, **fields) -> RunConfig:
     """The run of ``recipe`` with ``fields`` (corpus, encoder, depth, gamma, fold, seed...) set:
     what the study trained (the selection is read from its record, see :func:`stage_configs`).
-    For one of Table 2's earlier encoders the recipe's 2D-CNN fields (the convolution dropout)
-    are left out, since that network has no 2D CNN; its other choices apply as they are."""
+    For one of Table 2's earlier encoders the recipe's 2D-CNN fields (the convolution dropout,
+    the pooling, the log-Mel front end) are left out, since that network has no 2D CNN, and so
+    are the window, the hop and the number of MFCCs: each earlier encoder keeps its own front
+    end (the 1D CNN GRU's pitch tracker needs long windows); its other choices apply as they are."""
     depth = fields.get("n_cnn_layers", RunConfig().n_cnn_layers)
     chosen = recipe_fields(recipe, depth)
     if fields.get("encoder", RunConfig().encoder) != "2dcnn_bigru":
-        chosen = {k: v for k, v in chosen.items() if k not in CNN2D_FIELDS}
+        chosen = {k: v for k, v in chosen.items() if k not in CNN2D_FIELDS + ("n_mfcc", "n_fft", "hop_length")}
     return RunConfig(**{**chosen, **fields})
 
 

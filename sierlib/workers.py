@@ -55,12 +55,14 @@ def write_pack(folder, corpus: str, encoders=("2dcnn_bigru",), data_root=None, v
     return written
 
 
-def load_pack(folder, config: RunConfig, params: dict | None = None):
-    """The metadata and features of ``config``'s corpus (of ``params``, default the config's
-    feature parameters) from a folder written by :func:`write_pack`."""
+def load_pack(folder, config: RunConfig, params: dict | None = None, corpus: str | None = None):
+    """The metadata and features of ``config``'s corpus, or of ``corpus`` (e.g. its
+    ``test_corpus``), of ``params`` (default the config's feature parameters) from a folder
+    written by :func:`write_pack`."""
     params = config.feature_params if params is None else params
-    meta = pd.read_csv(Path(folder) / f"{corpus_name(config.corpus)}-meta.csv", dtype={"speaker": str, "utterance": str})
-    path = pack_file(folder, config.corpus, params)
+    corpus = config.corpus if corpus is None else corpus
+    meta = pd.read_csv(Path(folder) / f"{corpus_name(corpus)}-meta.csv", dtype={"speaker": str, "utterance": str})
+    path = pack_file(folder, corpus, params)
     if not path.is_file():
         raise FileNotFoundError(f"the pack in {folder} has no features {params} ({path.name}); write them with "
                                 f"`sier pack` (--recipe for the recipe study's variants) where the audio is")
@@ -82,11 +84,17 @@ def _in_process_worker(configs, options: RunOptions, pack, deadline, queue):
                 loaded[key] = (load_pack(pack, config) if pack else
                                load_corpus_features(config, options.data_root, progress=False))
             meta, feats = loaded[key]
-            speed_feats = None
+            speed_feats = test_set = None
             if pack and config.speed_factors:  # speed-perturbed copies come from the pack too
                 speed_feats = {f: load_pack(pack, config, {**config.feature_params, "speed": f})[1]
                                for f in config.speed_factors}
-            run(config, options, meta=meta, feats=feats, progress=False, speed_feats=speed_feats)
+            if config.test_corpus is not None:  # cross-corpus: the other corpus, loaded once too
+                test_key = (config.test_corpus, key[1])
+                if test_key not in loaded:
+                    loaded[test_key] = (load_pack(pack, config, corpus=config.test_corpus) if pack else
+                                        load_corpus_features(config, options.data_root, False, config.test_corpus))
+                test_set = loaded[test_key]
+            run(config, options, meta=meta, feats=feats, progress=False, speed_feats=speed_feats, test_set=test_set)
             queue.put((config.name, "finished", ""))
         except Exception as exc:  # one failed run must not stop the others
             queue.put((config.name, "failed", f"{type(exc).__name__}: {exc}"))
