@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import ADVERSARY_FIELDS, RunConfig
+from .paper import PAPER_TABLE1
 from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, RESULTS, atomic_write, write_csv_atomic
 from .recipe import Stage, decide, recipe_config, validation_score
 from .records import iter_records
@@ -109,6 +110,7 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
             emo = paired_test(100 * per_fold.test_accuracy, 100 * per_fold.test_accuracy_control)
             spk = paired_test(100 * per_fold.speaker_linear_probe, 100 * per_fold.speaker_linear_probe_control)
             row.update(paired_runs=len(both), folds_paired=len(per_fold), emotion_diff=emo["mean_diff"],
+                       emotion_ci_low=emo["ci_low"], emotion_ci_high=emo["ci_high"],
                        emotion_p=emo["permutation_p"], speaker_probe_diff=spk["mean_diff"],
                        speaker_probe_p=spk["permutation_p"])
         out.append(row)
@@ -278,8 +280,18 @@ def verdict(table: pd.DataFrame) -> str:
             lines.append(f"  {r.adversary.replace('λ×', 'lambda_max ')}: speaker probe {r.speaker_linear_probe_mean:.1f} % "
                          f"({r.speaker_probe_diff:+.1f}, p {r.speaker_probe_p:.4g}), EER "
                          f"{r.unseen_speaker_eer_mean:.1f} %, emotion {r.test_accuracy_mean:.1f} % "
-                         f"({r.emotion_diff:+.1f}, p {r.emotion_p:.4g}; {int(r.folds_paired)} folds, "
-                         f"{int(r.paired_runs)} paired runs)" + ("  <- removes most speaker information" if removed else ""))
+                         f"({r.emotion_diff:+.1f}, 95 % CI [{r.emotion_ci_low:+.1f}, {r.emotion_ci_high:+.1f}], p "
+                         f"{r.emotion_p:.4g}; {int(r.folds_paired)} folds, {int(r.paired_runs)} paired runs)"
+                         + ("  <- removes most speaker information" if removed else ""))
         if not removing:
             lines.append("  No setting tried removes most speaker information.")
+        paper = PAPER_TABLE1.get(corpus, {})
+        if (depth, float(gamma)) in paper and (depth, None) in paper and len(part[part.adversary == "λ×1"]):
+            gain = paper[(depth, float(gamma))][0] - paper[(depth, None)][0]
+            r = part[part.adversary == "λ×1"].iloc[0]
+            holds = r.emotion_ci_low <= gain <= r.emotion_ci_high
+            lines.append(f"  The paper's claim at this cell: AL {gain:+.1f} over no AL ({paper[(depth, float(gamma))][0]} "
+                         f"against {paper[(depth, None)][0]}). The paper's adversary (lambda_max 1) here: "
+                         f"{r.emotion_diff:+.1f}, 95 % CI [{r.emotion_ci_low:+.1f}, {r.emotion_ci_high:+.1f}]: the "
+                         f"claim is {'inside' if holds else 'outside'} it.")
     return "\n".join(lines)

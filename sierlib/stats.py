@@ -14,6 +14,7 @@ from itertools import product
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from scipy.stats import wilcoxon
 
 from .config import DEFAULTS
@@ -105,12 +106,13 @@ def fmt(mean: float, std: float) -> str:
 
 def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
     """Paired comparison across folds: mean difference a - b, Wilcoxon signed-rank p and an exact
-    sign-flip permutation p (two-sided). With 5 folds neither p can fall below 0.0625."""
+    sign-flip permutation p (two-sided), and the 95 % t confidence interval of the mean difference
+    (``ci_low``, ``ci_high``). With 5 folds neither p can fall below 0.0625."""
     d = np.asarray(a, float) - np.asarray(b, float)
     out = {"n_folds": len(d), "mean_diff": float(d.mean()) if len(d) else np.nan,
            "wins": int((d > 0).sum()), "losses": int((d < 0).sum())}
     if len(d) < 2:
-        return {**out, "wilcoxon_p": np.nan, "permutation_p": np.nan}
+        return {**out, "wilcoxon_p": np.nan, "permutation_p": np.nan, "ci_low": np.nan, "ci_high": np.nan}
     observed = abs(d.mean())
     flips = np.array(list(product([1, -1], repeat=len(d)))) if len(d) <= 16 else None
     perm = float(np.mean(np.abs((flips * d).mean(axis=1)) >= observed - 1e-12)) if flips is not None else np.nan
@@ -118,7 +120,9 @@ def paired_test(a: np.ndarray, b: np.ndarray) -> dict:
         w = float(wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
     except ValueError:
         w = np.nan
-    return {**out, "wilcoxon_p": w, "permutation_p": perm}
+    half = student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))  # 95 % t interval of the mean
+    return {**out, "wilcoxon_p": w, "permutation_p": perm, "ci_low": float(d.mean() - half),
+            "ci_high": float(d.mean() + half)}
 
 
 def markdown_table(df: pd.DataFrame) -> str:

@@ -155,3 +155,15 @@ def test_a_stronger_head_is_a_setting_of_its_own_paired_with_the_same_control(tm
     full = d[d.check == "all folds"].set_index("option")
     assert list(full.index) == ["no push (capacity control)", "lambda_max 3", "lambda_max 3, warm-up 5, head lr ×10"]
     assert full.loc["lambda_max 3, warm-up 5, head lr ×10", "chosen"] and full.chosen.sum() == 1
+
+
+def test_the_verdict_sets_the_papers_claim_against_the_confidence_interval(tmp_path):
+    for fold in range(6):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.9), tmp_path)
+        write_record(_record("ravdess", 1.0, fold, 0, 0.55 + 0.01 * (fold % 2), 0.8), tmp_path)
+    table = tradeoff_table(probe_rows(tmp_path))
+    paper_head = table[table.adversary == "λ×1"].iloc[0]
+    assert paper_head.emotion_diff == pytest.approx(-4.5) and paper_head.emotion_ci_high < 0 < 4.9
+    text = verdict(table)
+    assert "The paper's claim at this cell: AL +4.9 over no AL (61.2 against 56.3)" in text
+    assert "the claim is outside it" in text
