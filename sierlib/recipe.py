@@ -372,21 +372,22 @@ def held_out_check(runs_dir=STUDY_RUNS, stages=STAGES) -> pd.DataFrame:
 
     With leave-two-speakers-out folds every speaker validates one fold and is tested in another,
     so a study over all folds has seen, as validation speakers, the test speakers of every fold.
-    For each test fold (of each corpus whose validation speakers the stages use, once a run of
-    every fold of it is there) this decides the study again without that corpus's folds whose
+    For each test fold (of each corpus whose validation speakers a decided stage used, once a run
+    of every fold of it is there) this decides the study again without that corpus's folds whose
     validation speakers are that fold's test speakers, and says whether it reaches the same
     recipe. Where it does, that fold's test accuracy of the recipe is free of this selection
     effect. (A study that diverges stops at the stage where its own path has no runs.)"""
     records = records_by_name(runs_dir)
     full = study(runs_dir, stages, records=records)
-    corpora = [c for c in CORPORA if any(c in stage.corpora for stage in stages)]
+    full_decided = full.decisions.stage.nunique() if len(full.decisions) else 0
+    # the corpora whose validation speakers a decided stage used: only their test folds can be affected
+    corpora = [c for c in CORPORA if any(c in stage.corpora for stage in stages[:full_decided])]
     roles = {corpus: {} for corpus in corpora}
     for rec in records.values():
         c = rec["config"]
         if c.get("corpus") in roles:
             roles[c["corpus"]][c["fold"]] = (set(rec["speakers"]["val"]), set(rec["speakers"]["test"]))
     rows = []
-    full_decided = full.decisions.stage.nunique() if len(full.decisions) else 0
     for corpus in corpora:
         every = tuple(range(CORPORA[corpus].n_folds))
         if set(roles[corpus]) != set(every):
