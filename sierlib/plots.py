@@ -136,8 +136,10 @@ def plot_tradeoff(table: pd.DataFrame):
     """Emotion test accuracy against the held-out linear speaker probe, one point per adversary
     setting (:func:`sierlib.adversary.tradeoff_table`), one panel per corpus and depth: a line
     through the control and the paper's head at growing ``lambda_max``, the other settings
-    (warm-up, a faster or wider head) as separate points."""
-    panels = list(table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False))
+    (warm-up, a faster or wider head) as separate points. Cells with one setting only (the
+    control at other depths) are left to :func:`plot_speaker_information_by_depth`."""
+    panels = [(key, part) for key, part in table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False)
+              if len(part) > 1]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
         paper_head = (part.adversary_warmup_epochs == 0) & (part.adversary_lr_scale == 1) & part.speaker_fc_hidden.isna()
@@ -156,6 +158,29 @@ def plot_tradeoff(table: pd.DataFrame):
         ax.set(title=f"{corpus}, {depth} block(s), γ {gamma}", xlabel="held-out speaker identification (linear probe, %)",
                ylabel="emotion accuracy, test speakers (%)")
         ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_speaker_information_by_depth(table: pd.DataFrame, settings=("control", "λ×1")):
+    """Held-out speaker identification (linear probe) and emotion test accuracy against the CNN
+    depth, one line per adversary setting of ``settings`` (the capacity control, the paper's
+    adversary), one row of two panels per corpus (:func:`sierlib.adversary.tradeoff_table`)."""
+    corpora = list(dict.fromkeys(table.corpus))
+    fig, axes = plt.subplots(len(corpora), 2, figsize=(10, 3.3 * len(corpora)), squeeze=False)
+    for row, corpus in zip(axes, corpora):
+        part = table[(table.corpus == corpus) & table.adversary.isin(settings)]
+        for (setting, line), marker in zip(part.groupby("adversary", sort=False), "os^"):
+            line = line.sort_values("n_cnn_layers")
+            row[0].plot(line.n_cnn_layers, line.speaker_linear_probe_mean, marker=marker, label=setting)
+            row[1].plot(line.n_cnn_layers, line.test_accuracy_mean, marker=marker, label=setting)
+        row[0].axhline(part.speaker_chance.iloc[0], ls=":", color="0.4", label="speaker chance")
+        row[0].set(title=f"{corpus}: speaker information", xlabel="CNN blocks",
+                   ylabel="held-out speaker identification (%)", xticks=[1, 2, 3, 4])
+        row[1].set(title=f"{corpus}: emotion", xlabel="CNN blocks", ylabel="emotion accuracy, test speakers (%)",
+                   xticks=[1, 2, 3, 4])
+        row[0].legend(fontsize=8)
+        row[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 

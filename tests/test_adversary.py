@@ -167,3 +167,24 @@ def test_the_verdict_sets_the_papers_claim_against_the_confidence_interval(tmp_p
     text = verdict(table)
     assert "The paper's claim at this cell: AL +4.9 over no AL (61.2 against 56.3)" in text
     assert "the claim is outside it" in text
+
+
+def test_the_depth_plot_draws_each_setting_against_depth(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from sierlib.plots import plot_speaker_information_by_depth, plot_tradeoff
+
+    for depth in (1, 2):
+        for fold in range(2):
+            for lam in (0.0, 1.0):
+                rec = _record("ravdess", lam, fold, 0, 0.6, 0.9 - 0.3 * (depth - 1))
+                config = RunConfig(corpus="ravdess", gamma=2.5, lambda_max=lam, speaker_holdout=0.2, fold=fold,
+                                   n_cnn_layers=depth)
+                rec.update(name=config.name, config=config.to_dict())
+                write_record(rec, tmp_path)
+    table = tradeoff_table(probe_rows(tmp_path))
+    fig = plot_speaker_information_by_depth(table)
+    lines = fig.axes[0].get_lines()
+    assert len(fig.axes) == 2 and [list(l.get_xdata()) for l in lines[:2]] == [[1, 2], [1, 2]]
+    assert list(lines[0].get_ydata()) == pytest.approx([90, 60])
+    assert len(plot_tradeoff(table).axes) == 2  # one panel per cell with more than one setting
