@@ -133,8 +133,8 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
     """The adversary's strength decided on the validation speakers, as the recipe's stages are
     (:func:`sierlib.recipe.decide`: the best mean validation accuracy of ``selection`` wins unless a
     simpler option, "no push" first, is within one standard error of the paired difference),
-    for each corpus, depth and γ of the probe runs, over the fold x seed runs that every strength
-    has. With a held-out check: for each test fold, the decision again without the folds whose
+    for each corpus, depth and γ of the probe runs with two settings or more, over the fold x
+    seed runs that every setting has. With a held-out check: for each test fold, the decision again without the folds whose
     validation speakers are that fold's test speakers, and the test accuracy that decision has
     on that fold (against no push)."""
     records = list(iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS))
@@ -147,6 +147,8 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
     out = []
     for (corpus, depth, gamma), runs in sorted(by_cell.items()):
         stage = strength_stage([c for c, _ in runs])
+        if len(stage.options) < 2:  # a cell with the control only has nothing to decide
+            continue
         defaults = RunConfig().to_dict()
         label_of = {tuple({**defaults, **opt}[k] for k in ADVERSARY_FIELDS): label for label, opt in stage.options}
         scores, tests, roles = {}, {}, {}
