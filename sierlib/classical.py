@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 
 from .audio import read_audio
 from .corpora import load_metadata
-from .folds import fold_speakers, make_folds, n_folds, split_metadata
+from .folds import cross_corpus_split, fold_speakers, make_folds, n_folds, split_metadata
 from .paths import CLASSICAL_RUNS, atomic_write, cache_dir, write_json_atomic
 from .records import git_commit, library_versions, read_record
 from .registry import CORPORA, PRETTY, check_corpus_name
@@ -314,12 +314,8 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
                              f"'ravdess' and tests on the other (corpus={corpus!r})")
         test_meta = load_metadata(test_corpus, data_root)
         sources["test"] = opensmile_functionals(test_meta, feature_set, cache=cache, n_jobs=n_jobs, progress=progress)
-        emotions = [e for e in emotions if e in set(test_meta["emotion"])]
+        emotions, parts, speakers = cross_corpus_split(meta, folds, fold, emotions, test_meta)
         emo_index = {e: i for i, e in enumerate(emotions)}
-        parts = {"train": pd.concat([parts["train"], parts["test"]]), "val": parts["val"], "test": test_meta}
-        parts = {role: m[m["emotion"].isin(emotions)].reset_index(drop=True) for role, m in parts.items()}
-        speakers = {"train": speakers["train"] + speakers["test"], "val": speakers["val"],
-                    "test": sorted(test_meta["speaker"].unique())}
     X, y = {}, {}
     for role, m in parts.items():
         X[role] = sources[role].loc[m["utterance"].tolist()].to_numpy(dtype=np.float64)

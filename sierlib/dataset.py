@@ -13,7 +13,7 @@ from .config import RunConfig
 from .corpora import corpus_info, load_metadata
 from .feature_stats import fit_standardiser, standardise
 from .features import Features, extract_features
-from .folds import fold_speakers, make_folds, split_metadata
+from .folds import cross_corpus_split, fold_speakers, make_folds, split_metadata
 
 
 def load_corpus_features(config: RunConfig, data_root=None, progress: bool = True,
@@ -78,17 +78,11 @@ def fold_data(meta: pd.DataFrame, feats, fold: int, folds: pd.DataFrame | None =
     train_speakers = fold_speakers(folds, fold)["train"]
     source = {role: feats for role in ("train", "val", "test", "holdout")}
     if test_set is not None:
-        test_meta, source["test"] = test_set
-        emotions = [e for e in emotions if e in set(test_meta["emotion"])]
-        if len(emotions) < 2:
-            raise ValueError(f"the test corpus shares {len(emotions)} emotion(s) with {meta['corpus'].iloc[0]!r}; "
-                             f"a cross-corpus run needs at least 2")
         if per_speaker:
             raise ValueError("per_speaker normalisation is not defined for a cross-corpus run")
-        train_speakers = train_speakers + fold_speakers(folds, fold)["test"]
-        parts = {"train": pd.concat([parts["train"], parts["test"]], ignore_index=True), "val": parts["val"],
-                 "test": test_meta.reset_index(drop=True)}
-        parts = {role: m[m["emotion"].isin(emotions)].reset_index(drop=True) for role, m in parts.items()}
+        test_meta, source["test"] = test_set
+        emotions, parts, speakers = cross_corpus_split(meta, folds, fold, emotions, test_meta)
+        train_speakers = speakers["train"]
     if holdout:
         parts["train"], parts["holdout"] = holdout_split(parts["train"], holdout, holdout_seed)
     emo_index = {e: i for i, e in enumerate(emotions)}

@@ -62,6 +62,25 @@ def split_metadata(meta: pd.DataFrame, folds: pd.DataFrame, fold: int) -> dict[s
     return {role: meta[meta["speaker"].isin(s)].reset_index(drop=True) for role, s in spk.items()}
 
 
+def cross_corpus_split(meta: pd.DataFrame, folds: pd.DataFrame, fold: int, emotions,
+                       test_meta: pd.DataFrame) -> tuple[list[str], dict[str, pd.DataFrame], dict[str, list]]:
+    """A cross-corpus fold: the emotions of ``emotions`` (``meta``'s label order) that
+    ``test_meta``'s corpus has too; training on every speaker of ``meta`` but the fold's
+    validation pair (its test pair joins the training speakers), validating on that pair, testing
+    on every speaker of ``test_meta``, each role's rows kept to the shared emotions. Returns
+    ``(shared emotions, rows of each role, speakers of each role)``."""
+    shared = [e for e in emotions if e in set(test_meta["emotion"])]
+    if len(shared) < 2:
+        raise ValueError(f"the test corpus shares {len(shared)} emotion(s) with {meta['corpus'].iloc[0]!r}; "
+                         f"a cross-corpus run needs at least 2")
+    parts, spk = split_metadata(meta, folds, fold), fold_speakers(folds, fold)
+    parts = {"train": pd.concat([parts["train"], parts["test"]], ignore_index=True), "val": parts["val"],
+             "test": test_meta}
+    parts = {role: m[m["emotion"].isin(shared)].reset_index(drop=True) for role, m in parts.items()}
+    speakers = {"train": spk["train"] + spk["test"], "val": spk["val"], "test": sorted(test_meta["speaker"].unique())}
+    return shared, parts, speakers
+
+
 def write_fold_table(folds: pd.DataFrame, corpus: str, out_dir: str | os.PathLike | None = None) -> Path:
     """Write a corpus's fold table (columns fold, speaker, gender, role) to ``out_dir``, by default
     ``results/folds/<corpus>.csv`` for a built-in corpus (committed) and
