@@ -447,3 +447,30 @@ def test_a_stage_of_both_corpora_weighs_each_corpus_equally_and_checks_each_corp
     # RAVDESS fold 0's test speaker validated fold 11: decided again without it (Emo-DB keeps all 5)
     row = check.set_index(["corpus", "test_fold"]).loc[("ravdess", 0)]
     assert row.decided_on_folds == " ".join(map(str, range(11))) and check.same_recipe.all()
+
+
+def test_the_adversary_stage_gives_both_arms_the_same_budget_and_decides_at_1_and_2_blocks(tmp_path, monkeypatch):
+    from sierlib.recipe import STAGES, recipe_config
+
+    monkeypatch.setattr(recipe, "SEEDS", (0,))  # one seed is enough for the rule; 3 would write 408 records
+    stage = STAGES[-1]
+    assert stage.factor == "speaker adversary" and stage.depths == (1, 2) and stage.corpora == ("emodb", "ravdess")
+    options = dict(stage.options)
+    without = {k: v for k, v in options.items() if "gamma" not in v}
+    assert len(without) == 2 and len(options) == 4
+    for label, fields in without.items():  # each AL option is a no-AL option with γ and nothing else
+        assert {**fields, "gamma": 2.5} in options.values()
+    for label, fields in stage.options:  # AL at 60 epochs wins clearly, on both corpora and at both depths
+        score = 0.6 if fields == {"gamma": 2.5, "epochs": 60, "swa_epochs": 10} else 0.5
+        for c in stage_configs(stage, {}, fields):
+            assert c.gamma == fields.get("gamma") and c.epochs == fields["epochs"]
+            write_record(_record(c, score + 0.002 * c.fold), tmp_path)
+    found = study(tmp_path, (stage,))
+    assert found.decisions.chosen.sum() == 1 and len(found.scores) == 4 * 2 * (5 + 12)
+    chosen = {"gamma": 2.5, "epochs": 60, "swa_epochs": 10}
+    assert found.recipe == {"at_depths": {"1": chosen, "2": chosen}}
+    # the tables' no-AL column at 1 block keeps the AL arm's budget; 3 blocks were never compared
+    at1 = recipe_config(found.recipe, n_cnn_layers=1, gamma=None, fold=0, seed=0)
+    at3 = recipe_config(found.recipe, n_cnn_layers=3, gamma=None, fold=0, seed=0)
+    assert (at1.gamma, at1.epochs, at1.swa_epochs) == (None, 60, 10)
+    assert (at3.epochs, at3.swa_epochs) == (30, 5)
