@@ -47,6 +47,7 @@ from .folds import make_folds
 from .model import adversarial_weight
 from .paths import STUDY_RUNS
 from .recipe import recipe_config, study
+from .registry import PAPER_CORPORA
 from .sweep import plan_sweep, run_sweep
 from .synthetic import make_synthetic_corpus
 from .train import build_model, seed_everything, train_epoch
@@ -61,7 +62,7 @@ def _median_time(fn, repeats: int) -> tuple[float, list[float]]:
     return statistics.median(times), times
 
 
-def bench_checksums(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
+def bench_checksums(corpora=PAPER_CORPORA, repeats: int = 3, data_root=None) -> None:
     """Seconds to hash a corpus's recordings and, given the hashes, to check them against the
     published lists: the check costs dictionary look-ups on top of the hashing the cache needs."""
     for corpus in corpora:
@@ -79,7 +80,7 @@ def bench_checksums(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=No
               f"({statistics.median(check) / statistics.median(hashing):.0%} of the hashing)")
 
 
-def bench_features(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
+def bench_features(corpora=PAPER_CORPORA, repeats: int = 3, data_root=None) -> None:
 
 
     print(f"feature extraction, {os.cpu_count()} cores, medians of {repeats} runs")
@@ -113,7 +114,7 @@ def _epoch_timer(config, meta, feats, device):
     return epoch, model, tr
 
 
-def bench_train(corpora=("emodb", "ravdess"), repeats: int = 3, data_root=None) -> None:
+def bench_train(corpora=PAPER_CORPORA, repeats: int = 3, data_root=None) -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     base = RunConfig()
     print(f"one training epoch, fold 0, default network (depth {base.n_cnn_layers}, kernel {base.kernel_size}, "

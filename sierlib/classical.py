@@ -63,7 +63,7 @@ from .corpora import load_metadata
 from .folds import cross_corpus_split, fold_speakers, make_folds, n_folds, split_metadata
 from .paths import CLASSICAL_RUNS, atomic_write, cache_dir, write_json_atomic
 from .records import git_commit, library_versions, read_record
-from .registry import CORPORA, PRETTY, check_corpus_name
+from .registry import CORPORA, PAPER_CORPORA, PRETTY, check_corpus_name
 from .stats import fmt, summarise
 from .train import emotion_metrics
 
@@ -309,7 +309,7 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
     parts = split_metadata(meta, folds, fold)
     sources = {role: feats for role in parts}
     if test_corpus is not None:
-        if test_corpus == corpus or test_corpus not in ("emodb", "ravdess") or corpus not in ("emodb", "ravdess"):
+        if test_corpus == corpus or test_corpus not in PAPER_CORPORA or corpus not in PAPER_CORPORA:
             raise ValueError(f"test_corpus={test_corpus!r}: a cross-corpus run trains on one of 'emodb' and "
                              f"'ravdess' and tests on the other (corpus={corpus!r})")
         test_meta = load_metadata(test_corpus, data_root)

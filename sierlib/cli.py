@@ -28,7 +28,7 @@ from .paper import BEST_GAMMA, DEPTHS, GAMMAS, TABLE2_ENCODERS
 from .paths import ADVERSARY_RUNS, CROSS_CORPUS_RUNS, LOCAL_ADVERSARY, REFERENCE_RUNS, RESULTS, STUDY_RUNS, write_csv_atomic
 from .predict import find_audio, iter_outputs, load_network, output_table
 from .records import read_record, runs_dir
-from .registry import CORPORA, PRETTY
+from .registry import CORPORA, PAPER_CORPORA, PRETTY
 from .synthetic import make_synthetic_corpus
 
 
@@ -59,7 +59,7 @@ def cmd_summary(args) -> int:
     results/local/folds/); reads every recording once to check that it can carry emotion, and
     that Emo-DB and RAVDESS are the published recordings (sha256)."""
     pd.set_option("display.width", 200)
-    for corpus in args.corpora or ["emodb", "ravdess"]:
+    for corpus in args.corpora or PAPER_CORPORA:
         meta = load_metadata(corpus, args.data_root)
         check_recordings(meta)
         check_published(meta)  # Emo-DB and RAVDESS: every recording as published
@@ -372,15 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("summary", cmd_summary)
     p.add_argument("corpora", nargs="*", help=corpus_help + " (default: emodb ravdess)")
     p = command("download", cmd_download, "download a corpus from its official source and verify it")
-    p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
+    p.add_argument("corpora", nargs="+", choices=PAPER_CORPORA)
     p.add_argument("--url", default=None, help="a mirror instead of the official source")
     p.add_argument("--force", action="store_true", help="replace an existing copy")
     p = command("verify", cmd_verify, "check every file of a corpus against the shipped sha256 list")
-    p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
+    p.add_argument("corpora", nargs="+", choices=PAPER_CORPORA)
     command("synthetic", cmd_synthetic, "generate the synthetic test corpus under the data root")
     p = command("pack", cmd_pack)
     p.add_argument("folder")
-    p.add_argument("corpora", nargs="+", choices=["emodb", "ravdess"])
+    p.add_argument("corpora", nargs="+", choices=PAPER_CORPORA)
     p.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"])
     p.add_argument("--recipe", action="store_true",
                    help="also the features that the recipe so far reads (for `sier recipe tables`, per encoder) "
@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("reproduce", cmd_reproduce, "the headline experiment: the recipe at 1 block without AL and with "
                 "its validation-chosen γ on every fold (--literal: the paper-literal headline)",
                 headline.__doc__)
-    p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
+    p.add_argument("--corpus", default="emodb", choices=PAPER_CORPORA)
     p.add_argument("--literal", action="store_true",
                    help="train the paper-literal headline (Table 1's best setting against the same network without AL)")
     p.add_argument("--epochs", type=int, default=None, help="override the training epochs")
@@ -439,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: train what the next stages need and decide them; decide: only derive the "
                         "decision table from the finished runs; tables: train the recipe decided so far "
                         "in the cells given by --corpus --depths --gammas --seeds (and --offline)")
-    p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"],
+    p.add_argument("--corpus", default="emodb", choices=PAPER_CORPORA,
                    help="with tables: the corpus of the cells (the study itself is decided on Emo-DB)")
     p.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"], choices=list(TABLE2_ENCODERS),
                    help="with tables: the encoders (Table 2's earlier ones have one size: --depths is the "
@@ -471,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: train the probe runs of --corpus (resumable); cross: train on --corpus and test on the "
                         "other corpus, without AL and with AL, and the ComParE + SVM peer (resumable); tables: write "
                         "probes_<corpus>.csv, adversary_tables.csv/.md and crosscorpus_tables.csv/.md")
-    p.add_argument("--corpus", default="ravdess", choices=["emodb", "ravdess"])
+    p.add_argument("--corpus", default="ravdess", choices=PAPER_CORPORA)
     p.add_argument("--gamma", type=float, default=None, help="γ of the AL runs (default: the paper's best for the corpus)")
     p.add_argument("--strengths", type=float, nargs="+", default=list(adversary.STRENGTHS),
                    help="the values of lambda_max (0: the capacity control; 1: the paper)")
@@ -508,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("tables", cmd_tables)
     command("report", cmd_report)
     p = command("classical", cmd_classical, description=classical.__doc__)
-    p.add_argument("--corpus", nargs="+", default=["emodb", "ravdess"], choices=["emodb", "ravdess", "synthetic"])
+    p.add_argument("--corpus", nargs="+", default=list(PAPER_CORPORA), choices=[*PAPER_CORPORA, "synthetic"])
     p.add_argument("--feature-sets", nargs="+", default=list(classical.FEATURE_SETS),
                    help="openSMILE feature sets, run in this order for every corpus (default: eGeMAPSv02 ComParE_2016)")
     p.add_argument("--folds", nargs="+", type=int, default=None, help="default: all folds")
@@ -519,12 +519,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-jobs", type=int, default=-1)
     p.add_argument("--table-only", action="store_true", help="print the table of finished records")
     p = command("probe", cmd_probe, description=probe.__doc__)
-    p.add_argument("--corpus", default="emodb", choices=["emodb", "ravdess"])
+    p.add_argument("--corpus", default="emodb", choices=PAPER_CORPORA)
     p.add_argument("--folds", type=int, nargs="+", default=None)
     p = command("benchmark", cmd_benchmark, description=benchmarks.__doc__)
     p.add_argument("what", choices=["checksums", "features", "train", "encoders", "sweep", "lengths", "recipe", "cluster"])
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--corpora", nargs="+", default=["emodb", "ravdess"])
+    p.add_argument("--corpora", nargs="+", default=list(PAPER_CORPORA))
     p.add_argument("--epochs", type=int, default=None, help="lengths, sweep: epochs per run (default 30 and 2)")
     return ap
 

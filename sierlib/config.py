@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .paths import sha256_file
-from .registry import CORPORA, ENCODER_INFO, check_feature_params, corpus_name, is_manifest
+from .registry import CORPORA, ENCODER_INFO, PAPER_CORPORA, check_feature_params, corpus_name, is_manifest
 
 
 def _is_int(v) -> bool:
@@ -86,7 +86,7 @@ class RunConfig:
                          "emodb, ravdess, synthetic, or the path of a manifest CSV of your own corpus")
     fold: int = _param(0, (lambda v: _is_int(v) and v >= 0, "an int >= 0"),
                        "0-4 on Emo-DB, 0-11 on RAVDESS")
-    test_corpus: str | None = _param(None, (lambda v: v is None or v in ("emodb", "ravdess"), "None, 'emodb' or 'ravdess'"),
+    test_corpus: str | None = _param(None, (lambda v: v is None or v in PAPER_CORPORA, "None, 'emodb' or 'ravdess'"),
                                      "cross-corpus: test on every speaker of this other corpus, on the emotions the "
                                      "two share, and train on every speaker of corpus but the fold's validation pair "
                                      "(None: the fold's own test speakers)")
@@ -218,7 +218,7 @@ class RunConfig:
                 raise ValueError(f"{', '.join(changed)}: the adversary's knobs need a speaker head, which only AL "
                                  f"runs have; set gamma (lambda_max=0 gives the capacity control) or leave them at "
                                  f"their defaults")
-        if self.test_corpus is not None and (self.test_corpus == self.corpus or self.corpus not in ("emodb", "ravdess")
+        if self.test_corpus is not None and (self.test_corpus == self.corpus or self.corpus not in PAPER_CORPORA
                                              or self.normalisation != "train_speakers" or self.lengths != "masked"
                                              or self.speaker_holdout):
             # padded inputs would be padded to another corpus's longest recording; the two corpora's

@@ -19,11 +19,11 @@ from .config import RunConfig
 from .paths import CROSS_CORPUS_RUNS, CROSS_CORPUS_TABLES, atomic_write, write_csv_atomic
 from .recipe import recipe_config
 from .records import iter_records, read_record
-from .registry import CORPORA, PRETTY
+from .registry import CORPORA, PAPER_CORPORA, PRETTY
 from .stats import fmt, gamma_label, markdown_table, mean_std, paired_test
 
 PEER = "ComParE_2016"  # the openSMILE feature set of the SVM peer
-DIRECTIONS = (("emodb", "ravdess"), ("ravdess", "emodb"))
+DIRECTIONS = (PAPER_CORPORA, PAPER_CORPORA[::-1])
 
 
 def cross_plan(recipe: dict, corpus: str, gamma: float, seeds=(0, 1), folds=None) -> list[RunConfig]:

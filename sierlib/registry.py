@@ -39,6 +39,8 @@ CORPORA = {c.name: c for c in (
                ("anger", "boredom", "disgust", "fear", "happiness", "sadness", "neutral"), None),
 )}
 PRETTY = {name: c.title for name, c in CORPORA.items()}
+# The paper's corpora: the real ones, with a downloader and checksums, Tables 1-2 and cross-corpus tests.
+PAPER_CORPORA = ("emodb", "ravdess")
 # Expected size of each complete corpus (files, speakers); the synthetic corpus carries its own.
 EXPECTED = {"emodb": (535, 10), "ravdess": (1440, 24)}
 

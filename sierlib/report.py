@@ -20,6 +20,7 @@ from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, CROSS_CORPUS_RUNS, CROSS_CO
     REFERENCE_RUNS, REPO_ROOT, RESULTS, STUDY_RUNS, write_text_atomic
 from .recipe import study
 from .records import iter_records
+from .registry import PAPER_CORPORA
 from .stats import markdown_table
 
 REPORT = REPO_ROOT / "papers" / "reproduction.md"
@@ -90,7 +91,7 @@ def recipe_summary() -> str:
                        f"{r.val_mean:.1f} % over {int(r.n_runs)} runs" for r in d[d.chosen].itertuples())
     t = pd.read_csv(RECIPE_TABLES, dtype={"gamma": str})
     lines = []
-    for corpus in ("emodb", "ravdess"):
+    for corpus in PAPER_CORPORA:
         row = t[(t.corpus == corpus) & (t.encoder == "2dcnn_bigru") & (t.n_cnn_layers == 1) & (t.gamma == "without AL")]
         if len(row):
             r = row.iloc[0]
@@ -109,7 +110,7 @@ def headline_table(results_dir: Path = RESULTS) -> str:
     rt = pd.read_csv(results_dir / RECIPE_TABLES.name, dtype={"gamma": str})
     rows = {}
 
-    for corpus in ("emodb", "ravdess"):
+    for corpus in PAPER_CORPORA:
         lit = t1[(t1.corpus == corpus) & (t1.n_cnn_layers == 1)].set_index("gamma")
         rec = rt[(rt.corpus == corpus) & (rt.encoder == "2dcnn_bigru") & (rt.n_cnn_layers == 1)].set_index("gamma")
         al_rec = rec.drop(index="without AL")
@@ -194,7 +195,7 @@ def open_items(results_dir: Path = RESULTS) -> str:
     lines.append("- The §4.2 grid (16 network sizes per cell, chosen on validation speakers): 16 times the compute of "
                  "Table 1.")
     probes = probe_rows(ADVERSARY_RUNS)
-    for corpus in ("emodb", "ravdess"):
+    for corpus in PAPER_CORPORA:
         part = probes[probes.corpus == corpus] if len(probes) else probes
         depths = sorted(set(part.n_cnn_layers)) if len(part) else []
         missing = [d for d in (1, 2, 3, 4) if d not in depths]

@@ -21,7 +21,7 @@ from .corpora import corpus_info
 from .paper import BEST_GAMMA, PAPER_TABLE1, PAPER_TABLE2, TABLE1_CELLS, TABLE2_ENCODERS
 from .paths import REFERENCE_RUNS, RESULTS, atomic_write, write_csv_atomic
 from .records import iter_records
-from .registry import ENCODER_INFO
+from .registry import ENCODER_INFO, PAPER_CORPORA
 from .stats import (CONFIG_COLS, WITHOUT_AL, fmt, gamma_label, load_runs, main_table_runs, markdown_table, paired_test,
                     setting_id, summarise)
 
@@ -207,10 +207,9 @@ def setting_records(corpus: str, setting: str, seed: int = 0, folder=None) -> li
     return out
 
 
-CORPORA_OF_TABLES = ("emodb", "ravdess")
 
 
-def build_tables(runs_dir=None, corpora=CORPORA_OF_TABLES) -> dict[str, pd.DataFrame]:
+def build_tables(runs_dir=None, corpora=PAPER_CORPORA) -> dict[str, pd.DataFrame]:
     """Table 1 and Table 2 (with the openSMILE peers) of ``corpora`` from the records in
     ``runs_dir`` (default the reference records), as frames with numbers and with formatted
     "mean ± std" columns. A corpus without records gets every cell, each "missing"."""
@@ -242,7 +241,7 @@ def write_tables(runs_dir=None, results_dir=None) -> list[Path]:
     ``table1.csv``/``.md`` and ``table2.csv``/``.md`` (``sier tables``)."""
     runs_dir = Path(runs_dir) if runs_dir is not None else REFERENCE_RUNS
     out = Path(results_dir) if results_dir is not None else RESULTS
-    for corpus in CORPORA_OF_TABLES:
+    for corpus in PAPER_CORPORA:
         collect_runs(corpus, runs_dir, out / f"runs_{corpus}.csv")
     t = build_tables(runs_dir)
     written = [write_csv_atomic(t["table1"], out / "table1.csv"), write_csv_atomic(t["table2"], out / "table2.csv")]

@@ -7,7 +7,6 @@ damaged file written as a real file (the symlink is removed first, never written
 """
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
