@@ -277,9 +277,6 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
         ``val_accuracy_per_C``, ``val_accuracy``, ``train_accuracy``, ``wall_time_s``,
         ``versions``, ``git_commit``, ``status="finished"`` (and ``path`` when saved).
     """
-    # imported here, not at module level: the extraction workers then need not import sklearn
-
-
     t0 = time.time()
     corpus = check_corpus_name(corpus)
     feature_set = check_feature_set(feature_set)
@@ -375,11 +372,6 @@ def run_classical(corpus: str, fold: int, feature_set: str = "eGeMAPSv02",
     return record
 
 
-def _read_finished(path: Path) -> dict | None:
-
-    return read_record(path)
-
-
 def _row(rec: dict) -> dict:
     p = rec["params"]
     return {"corpus": p["corpus"], "feature_set": p["feature_set"], "fold": p["fold"],
@@ -432,7 +424,7 @@ def run_classical_all(corpus: str, feature_sets=FEATURE_SETS, folds=None, C_grid
         done, todo = {}, []
         for k in fold_ids:
             path = record_path(corpus, fs, k, out_dir)
-            rec = _read_finished(path)
+            rec = read_record(path)
             if rec is not None and rec["params"]["kernel"] == kernel and rec["params"]["C_grid"] == grid:
                 rec["path"] = str(path)
                 done[k] = rec
@@ -458,7 +450,7 @@ def load_classical_records(folder: str | os.PathLike | None = None) -> pd.DataFr
     folder = Path(folder) if folder is not None else DEFAULT_OUT
     rows = []
     for path in sorted(folder.rglob("*.json")):
-        rec = _read_finished(path)
+        rec = read_record(path)
         if rec is None or rec.get("model") != "classical":
             continue
         rec["path"] = str(path)
