@@ -33,7 +33,8 @@ def adversary_plan(recipe: dict, corpus: str, gamma: float, strengths=STRENGTHS,
                    folds=None, **knobs) -> list[RunConfig]:
     """The probe runs of the study: the recipe at each depth, AL at ``gamma`` with each
     ``lambda_max`` (0: the capacity control), every fold and seed, ``speaker_holdout`` :data:`HOLDOUT`.
-    ``knobs`` (``adversary_warmup_epochs``, ``adversary_lr_scale``, ``speaker_fc_hidden``) set the
+    ``knobs`` (``adversary_warmup_epochs``, ``adversary_lr_scale``, ``adversary_head_steps``,
+    ``speaker_fc_hidden``) set the
     adversary's other knobs of the runs with ``lambda_max > 0``; the capacity control keeps the
     paper's head, so every variant pairs with the same control runs."""
     unknown = set(knobs) - set(ADVERSARY_FIELDS[1:])
@@ -54,6 +55,7 @@ def adversary_label(config: dict) -> str:
     words = [f"λ×{c['lambda_max']:g}"]
     words += [f"warm-up {c['adversary_warmup_epochs']}"] if c["adversary_warmup_epochs"] else []
     words += [f"head lr ×{c['adversary_lr_scale']:g}"] if c["adversary_lr_scale"] != 1 else []
+    words += [f"{c['adversary_head_steps']} head steps"] if c["adversary_head_steps"] != 1 else []
     words += [f"head {c['speaker_fc_hidden']} units"] if c["speaker_fc_hidden"] is not None else []
     return ", ".join(words)
 
@@ -61,7 +63,8 @@ def adversary_label(config: dict) -> str:
 def _knobs(c: dict) -> tuple:
     """A setting's sort key: the knobs, the paper's head first (0 for a default hidden size)."""
     hidden = c["speaker_fc_hidden"]
-    return (c["lambda_max"], c["adversary_warmup_epochs"], c["adversary_lr_scale"], 0 if pd.isna(hidden) else hidden)
+    return (c["lambda_max"], c["adversary_warmup_epochs"], c["adversary_lr_scale"], c["adversary_head_steps"],
+            0 if pd.isna(hidden) else hidden)
 
 
 def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = "swa") -> pd.DataFrame:

@@ -233,7 +233,7 @@ def cmd_adversary(args) -> int:
         print(report)
         return 1 if report.failed else 0
     knobs = {"adversary_warmup_epochs": args.warmup_epochs, "adversary_lr_scale": args.head_lr_scale,
-             "speaker_fc_hidden": args.head_hidden}
+             "adversary_head_steps": args.head_steps, "speaker_fc_hidden": args.head_hidden}
     plan = adversary.adversary_plan(recipe_now, args.corpus, gamma, args.strengths, args.depths, args.seeds,
                                     args.folds, **knobs)
     todo = sweep.unfinished(plan, out_dir)
@@ -479,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adversary_warmup_epochs of the AL runs: λ held at 0 for the first epochs (default 0, the paper)")
     p.add_argument("--head-lr-scale", type=float, default=1.0,
                    help="adversary_lr_scale of the AL runs: the speaker head's learning-rate multiplier (default 1)")
+    p.add_argument("--head-steps", type=int, default=1,
+                   help="adversary_head_steps of the AL runs: speaker-head updates per encoder update (default 1)")
     p.add_argument("--head-hidden", type=int, default=None,
                    help="speaker_fc_hidden of the AL runs: the speaker head's width (default: fc_hidden, the paper)")
     p.add_argument("--depths", type=int, nargs="+", default=[1])

@@ -73,7 +73,8 @@ CNN2D_FIELDS = ("n_cnn_layers", "kernel_size", "n_filters", "gru_hidden", "conv_
 FLOAT_FIELDS = ("gamma", "dropout", "lr", "weight_decay", "conv_dropout", "ema_decay", "mixup_alpha", "highpass_hz",
                 "top_db", "speed_perturbation", "lambda_max", "adversary_lr_scale", "speaker_holdout")
 # the speaker adversary's own knobs: without AL there is no speaker head for them to change
-ADVERSARY_FIELDS = ("lambda_max", "adversary_warmup_epochs", "adversary_lr_scale", "speaker_fc_hidden")
+ADVERSARY_FIELDS = ("lambda_max", "adversary_warmup_epochs", "adversary_lr_scale", "adversary_head_steps",
+                    "speaker_fc_hidden")
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,10 @@ class RunConfig:
                                           "before it is reversed")
     adversary_lr_scale: float = _param(1.0, (lambda v: _is_num(v) and 0 < v <= 100, "a number in (0, 100]"),
                                        "learning-rate multiplier of the speaker head (the adversary's strength)")
+    adversary_head_steps: int = _param(1, _int_in(1, 100),
+                                       "speaker-head updates per encoder update: after each joint step the head "
+                                       "alone takes k - 1 more on the batch's embeddings, so it keeps up with the "
+                                       "encoder it is reversed into")
     speaker_fc_hidden: int | None = _param(None, (lambda v: v is None or (_is_int(v) and 1 <= v <= 4096),
                                                   "None (= fc_hidden) or an int in 1..4096"),
                                            "units of the speaker head's hidden layers")

@@ -142,7 +142,8 @@ def plot_tradeoff(table: pd.DataFrame):
               if len(part) > 1]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
     for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
-        paper_head = (part.adversary_warmup_epochs == 0) & (part.adversary_lr_scale == 1) & part.speaker_fc_hidden.isna()
+        paper_head = ((part.adversary_warmup_epochs == 0) & (part.adversary_lr_scale == 1) & part.speaker_fc_hidden.isna()
+                      & (part.adversary_head_steps == 1))
         for points, style, colour, label in ((part[paper_head], "-o", "tab:blue", "paper's head, λ scaled"),
                                              (part[~paper_head], "s", "tab:red", "stronger head")):
             if not len(points):

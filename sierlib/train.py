@@ -12,7 +12,10 @@ Choices where the paper is silent:
 - a final batch of one utterance is merged into the previous batch (BatchNorm cannot normalise
   a batch of one in training mode);
 - the speaker classifier's loss is added to the emotion loss; the gradient-reversal layer makes
-  the classifier minimise J_s while the encoder receives -lambda dJ_s, i.e. J = J_e - lambda J_s.
+  the classifier minimise J_s while the encoder receives -lambda dJ_s, i.e. J = J_e - lambda J_s;
+- ``adversary_head_steps`` = k > 1 (not in the paper) gives the speaker head k - 1 more updates
+  per batch, alone, on the embeddings of the joint step's forward pass (detached): the encoder
+  meets a head that has caught up with it, at the cost of a few small matrix products.
 """
 from __future__ import annotations
 
@@ -173,7 +176,7 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
             xb, nb = w * xb + (1 - w) * xb[perm], torch.maximum(nb, nb[perm])
             mix = (w, perm.to(device))
         xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-        emo, spk, _ = model(xb, lam, nb.to(device) if masked else None)
+        emo, spk, z = model(xb, lam, nb.to(device) if masked else None)
 
         def ce(logits, target):
             if mix is None:
@@ -191,6 +194,12 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if spk is not None:
+            for _ in range(config.adversary_head_steps - 1):
+                # the head alone: every other parameter has no gradient, which Adam leaves untouched
+                opt.zero_grad(set_to_none=True)
+                ce(model.speaker_head(z.detach()), sb).backward()
+                opt.step()
         if scheduler is not None:
             scheduler.step()
         if averager is not None:

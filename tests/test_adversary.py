@@ -21,7 +21,7 @@ def test_the_adversary_knobs_need_a_speaker_head_and_keep_the_paper_as_default()
     assert RunConfig().lambda_max == 1.0 and RunConfig().speaker_holdout == 0.0
     assert RunConfig(gamma=2.5).name == RunConfig(gamma=2.5, lambda_max=1, adversary_warmup_epochs=0).name
     for knob in ({"lambda_max": 0.0}, {"adversary_warmup_epochs": 2}, {"adversary_lr_scale": 3.0},
-                 {"speaker_fc_hidden": 32}):
+                 {"adversary_head_steps": 3}, {"speaker_fc_hidden": 32}):
         with pytest.raises(ValueError, match="need a speaker head"):
             RunConfig(gamma=None, **knob)
         assert RunConfig(gamma=2.5, **knob).name != RunConfig(gamma=2.5).name
@@ -43,6 +43,38 @@ def test_lambda_zero_sends_no_speaker_gradient_into_the_encoder():
         encoder_grad = sum(float(p.grad.abs().sum()) for p in net.encoder.parameters() if p.grad is not None)
         head_grad = sum(float(p.grad.abs().sum()) for p in net.speaker_head.parameters())
         assert head_grad > 0 and (encoder_grad > 0) == encoder_moves
+
+
+def test_extra_head_steps_train_the_speaker_head_alone():
+    """adversary_head_steps = 3: at λ = 0 (no speaker gradient into the encoder) and without
+    dropout, the encoder and the emotion head end exactly where one head step leaves them, and
+    the speaker head, updated three times as often, fits the training speakers better."""
+    from sierlib.train import train_epoch
+
+    g = torch.Generator().manual_seed(0)
+    part = {"X": torch.randn(48, 6, 30, generator=g), "y": torch.randint(0, 3, (48,), generator=g),
+            "s": torch.arange(48) % 4, "lengths": torch.full((48,), 30)}
+    part["X"] += part["s"][:, None, None] * 0.5  # the speakers can be told apart
+    nets = {}
+    for steps in (1, 3):
+        config = RunConfig(gamma=2.5, lambda_max=0.0, dropout=0.0, batch_size=8, lr=0.01, adversary_head_steps=steps)
+        torch.manual_seed(0)
+        net = SIERNet(3, 4, n_mfcc=6, n_filters=4, gru_hidden=4, fc_hidden=8, dropout=0.0)
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+        for epoch in range(2):
+            train_epoch(net, opt, part, config, torch.Generator().manual_seed(epoch), lambda step: 0.0, 0, "cpu")
+        nets[steps] = net
+    one, three = nets[1].state_dict(), nets[3].state_dict()
+    head = [k for k in one if k.startswith("speaker_head.")]
+    assert head and all(torch.equal(one[k], three[k]) for k in one if k not in head)
+    assert not all(torch.equal(one[k], three[k]) for k in head)
+    losses = {}
+    for steps, net in nets.items():
+        net.eval()
+        with torch.no_grad():
+            _, spk, _ = net(part["X"])
+        losses[steps] = float(torch.nn.functional.cross_entropy(spk, part["s"]))
+    assert losses[3] < losses[1]
 
 
 def test_the_holdout_is_stratified_disjoint_and_seeded(synthetic_meta):
