@@ -32,7 +32,8 @@ browser-deps:
 	  exit 1; \
 	fi
 
-# The main job: the paper's headline experiment on Emo-DB (Table 1 best setting vs without AL).
+# The main job: the headline on Emo-DB with the recipe, without AL and at its validation-chosen γ
+# (`sier reproduce --literal`: the paper-literal headline instead).
 run: setup
 	$(VENV)/bin/sier reproduce
 
