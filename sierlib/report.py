@@ -48,9 +48,11 @@ PROTOCOL = """\
 
 
 def _body(md_path: Path) -> str:
-    """A generated Markdown file without its title line (the report gives its own heading)."""
+    """A generated Markdown file without its title line (the report gives its own heading), its
+    other headings one level down so that they sit under the report's section."""
     text = Path(md_path).read_text()
-    return (text.split("\n", 1)[1] if text.startswith("# ") else text).strip() + "\n"
+    body = (text.split("\n", 1)[1] if text.startswith("# ") else text).strip()
+    return "\n".join("#" + line if line.startswith("## ") else line for line in body.splitlines()) + "\n"
 
 
 def _fmt_range(values) -> str:
@@ -248,9 +250,9 @@ device, wall time and git commit.
 
 The paper leaves most of its training recipe unsaid. The recipe study (`07_recipe`, `sierlib/recipe.py`)
 decided one training choice at a time on the validation speakers only (stages 1-10 on 3 seeds × 5 Emo-DB
-folds; the front-end, pooling and training-length stages after them on 3 seeds × the folds of both
-corpora, each corpus weighted equally), a simpler option winning unless beaten by more than one
-standard error. The decided stages:
+folds; the front-end, pooling, training-length and speaker-adversary stages after them on 3 seeds × the
+folds of both corpora, each corpus weighted equally), a simpler option winning unless beaten by more
+than one standard error. The decided stages:
 
 {recipe_summary()}
 {_body(results_dir / "recipe_tables.md")}
