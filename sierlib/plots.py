@@ -134,31 +134,40 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
 
 def plot_tradeoff(table: pd.DataFrame):
     """Emotion test accuracy against the held-out linear speaker probe, one point per adversary
-    setting (:func:`sierlib.adversary.tradeoff_table`), one panel per corpus and depth: a line
-    through the control and the paper's head at growing ``lambda_max``, the other settings
-    (warm-up, a faster or wider head) as separate points. Cells with one setting only (the
+    setting (:func:`sierlib.adversary.tradeoff_table`), one panel per corpus and depth: one line
+    per kind of head (the paper's; a warm-up, a faster, a more often updated or a wider one),
+    from the capacity control through growing ``lambda_max``. Cells with one setting only (the
     control at other depths) are left to :func:`plot_speaker_information_by_depth`."""
     panels = [(key, part) for key, part in table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False)
               if len(part) > 1]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    head_knobs = ["adversary_warmup_epochs", "adversary_lr_scale", "adversary_head_steps", "speaker_fc_hidden"]
+    pushed = table[table.lambda_max > 0].fillna({"speaker_fc_hidden": 0})
+    paper_head = (0, 1, 1, 0)
+    kinds = sorted(set(map(tuple, pushed[head_knobs].to_numpy().tolist())), key=lambda k: (k != paper_head, k))
+    colour_of = dict(zip(kinds, sns.color_palette("tab10")))  # one colour per kind of head in every panel
     for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
-        paper_head = ((part.adversary_warmup_epochs == 0) & (part.adversary_lr_scale == 1) & part.speaker_fc_hidden.isna()
-                      & (part.adversary_head_steps == 1))
-        for points, style, colour, label in ((part[paper_head], "-o", "tab:blue", "paper's head, λ scaled"),
-                                             (part[~paper_head], "s", "tab:red", "stronger head")):
-            if not len(points):
-                continue
-            points = points.sort_values("lambda_max")
+        control = part[part.lambda_max == 0]
+        for kind, points in pushed[pushed.index.isin(part.index)].groupby(head_knobs, sort=True):
+            paper, colour = kind == paper_head, colour_of[kind]
+            # the control has the paper's head; every line starts there, where no head pushes
+            points = pd.concat([control, points.sort_values("lambda_max")])
+            label = ("paper's head" if paper else points.adversary.iloc[-1].split(", ", 1)[1]) + ", λ scaled"
             x, y = points.speaker_linear_probe_mean, points.test_accuracy_mean
             xerr = [float(s.split("±")[1]) if "±" in s else 0 for s in points.speaker_linear_probe]
             yerr = [float(s.split("±")[1]) if "±" in s else 0 for s in points.test_accuracy]
-            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=style, color=colour, ecolor="0.7", capsize=3, label=label)
-            for xi, yi, name in zip(x, y, points.adversary):
-                ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7)
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="-o" if paper else "--s", color=colour, ecolor="0.8",
+                        capsize=3, label=label)
+            for xi, yi, name in zip(x.iloc[1:], y.iloc[1:], points.adversary.iloc[1:]):
+                ax.annotate(name.split(",")[0], (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7,
+                            color=colour)
+        if len(control):
+            ax.annotate("control", (control.speaker_linear_probe_mean.iloc[0], control.test_accuracy_mean.iloc[0]),
+                        textcoords="offset points", xytext=(-5, 5), ha="right", fontsize=7)
         ax.axvline(part.speaker_chance.iloc[0], ls=":", color="0.4", label="speaker chance")
         ax.set(title=f"{corpus}, {depth} block(s), γ {gamma}", xlabel="held-out speaker identification (linear probe, %)",
                ylabel="emotion accuracy, test speakers (%)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right", fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -220,3 +220,22 @@ def test_the_depth_plot_draws_each_setting_against_depth(tmp_path):
     assert len(fig.axes) == 2 and [list(l.get_xdata()) for l in lines[:2]] == [[1, 2], [1, 2]]
     assert list(lines[0].get_ydata()) == pytest.approx([90, 60])
     assert len(plot_tradeoff(table).axes) == 2  # one panel per cell with more than one setting
+
+
+def test_the_tradeoff_plot_draws_one_line_per_kind_of_head_from_the_control(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from sierlib.plots import plot_tradeoff
+
+    settings = [(0.0, {}, 0.95), (1.0, {}, 0.90), (3.0, {}, 0.88), (1.0, {"adversary_head_steps": 5}, 0.80),
+                (3.0, {"adversary_head_steps": 5}, 0.70)]
+    for lam, knobs, probe in settings:
+        for fold in range(2):
+            write_record(_record("ravdess", lam, fold, 0, 0.6 - 0.1 * lam * (probe < 0.85), probe, **knobs), tmp_path)
+    fig = plot_tradeoff(tradeoff_table(probe_rows(tmp_path)))
+    ax = fig.axes[0]
+    drawn = {text.get_text() for text in ax.get_legend().get_texts()}
+    assert drawn == {"paper's head, λ scaled", "5 head steps, λ scaled", "speaker chance"}
+    lines = [list(line.get_xdata()) for line in ax.get_lines()  # the data lines, not the error bars' caps
+             if len(line.get_xdata()) == 3 and line.get_linestyle() != "None"]
+    assert sorted(lines) == sorted([[95, 90, 88], [95, 80, 70]])  # each from the control, λ growing
