@@ -187,10 +187,7 @@ def cmd_recipe(args) -> int:
         todo = [c for c in plan if c.name not in finished]
         print(f"recipe {json.dumps(found.recipe, sort_keys=True)}: {len(plan)} runs planned, {len(todo)} to train "
               f"into {out_dir}")
-        report = workers.run_in_process(todo, workers=args.workers, out_dir=out_dir, device=args.device,
-                                        data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
-        print(report)
-        return 1 if report.failed else 0
+        return _train_in_process(todo, out_dir, args)
     found = recipe.study(folders, run_missing=run_missing if args.action == "run" else None)
     if len(found.decisions):
         recipe.write_decisions(found.decisions, decisions)
@@ -228,10 +225,7 @@ def cmd_adversary(args) -> int:
                 args.corpus, fold, crosscorpus.PEER, test_corpus=plan[0].test_corpus, out_dir=cross_dir / "classical",
                 data_root=args.data_root, n_jobs=args.workers, progress=True)
             print(f"  SVM fold {fold}: test {100 * rec['test_accuracy']:.1f} % (C {rec['params']['C']:g})")
-        report = workers.run_in_process(todo, workers=args.workers, out_dir=cross_dir / "runs", device=args.device,
-                                        data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
-        print(report)
-        return 1 if report.failed else 0
+        return _train_in_process(todo, cross_dir / "runs", args)
     knobs = {"adversary_warmup_epochs": args.warmup_epochs, "adversary_lr_scale": args.head_lr_scale,
              "adversary_head_steps": args.head_steps, "speaker_fc_hidden": args.head_hidden}
     plan = adversary.adversary_plan(recipe_now, args.corpus, gamma, args.strengths, args.depths, args.seeds,
@@ -239,6 +233,12 @@ def cmd_adversary(args) -> int:
     todo = sweep.unfinished(plan, out_dir)
     print(f"adversary study on {args.corpus}, γ {gamma}, recipe {json.dumps(recipe_now, sort_keys=True)}: "
           f"{len(plan)} probe runs planned, {len(todo)} to train into {out_dir}")
+    return _train_in_process(todo, out_dir, args)
+
+
+def _train_in_process(todo, out_dir, args) -> int:
+    """Train ``todo`` into ``out_dir`` in worker processes, as the command's --workers, --device,
+    --pack and --max-minutes say; the exit status: 1 if a run failed."""
     report = workers.run_in_process(todo, workers=args.workers, out_dir=out_dir, device=args.device,
                                     data_root=args.data_root, pack=args.pack, max_minutes=args.max_minutes)
     print(report)
