@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .config import ADVERSARY_FIELDS, DEFAULTS
 from .model import adversarial_weight
 
 
@@ -141,11 +142,12 @@ def plot_tradeoff(table: pd.DataFrame):
     panels = [(key, part) for key, part in table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False)
               if len(part) > 1]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    head_knobs = ["adversary_warmup_epochs", "adversary_lr_scale", "adversary_head_steps", "speaker_fc_hidden"]
+    head_knobs = [k for k in ADVERSARY_FIELDS if k != "lambda_max"]  # what makes a kind of head
     pushed = table[table.lambda_max > 0].fillna({"speaker_fc_hidden": 0})
-    paper_head = (0, 1, 1, 0)
+    paper_head = tuple(DEFAULTS[k] if DEFAULTS[k] is not None else 0 for k in head_knobs)
     kinds = sorted(set(map(tuple, pushed[head_knobs].to_numpy().tolist())), key=lambda k: (k != paper_head, k))
-    colour_of = dict(zip(kinds, sns.color_palette("tab10")))  # one colour per kind of head in every panel
+    palette = sns.color_palette("tab10")
+    colour_of = {kind: palette[i % len(palette)] for i, kind in enumerate(kinds)}  # one colour per kind, every panel
     for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
         control = part[part.lambda_max == 0]
         for kind, points in pushed[pushed.index.isin(part.index)].groupby(head_knobs, sort=True):
@@ -158,7 +160,8 @@ def plot_tradeoff(table: pd.DataFrame):
             yerr = [float(s.split("±")[1]) if "±" in s else 0 for s in points.test_accuracy]
             ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="-o" if paper else "--s", color=colour, ecolor="0.8",
                         capsize=3, label=label)
-            for xi, yi, name in zip(x.iloc[1:], y.iloc[1:], points.adversary.iloc[1:]):
+            first = len(control)  # the control is annotated once, below
+            for xi, yi, name in zip(x.iloc[first:], y.iloc[first:], points.adversary.iloc[first:]):
                 ax.annotate(name.split(",")[0], (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7,
                             color=colour)
         if len(control):

@@ -5,15 +5,17 @@ The paper leaves most of its training recipe unsaid, and the paper-literal defau
 factor, what the project recommends, **looking only at validation speakers**:
 
 - every stage compares a few options of one factor on top of the recipe decided so far (the
-  *incumbent*), on Emo-DB, 1 CNN block, without AL, 3 seeds x 5 folds (the stride stage at
+  *incumbent*), on Emo-DB, 1 CNN block, without AL (but the last), 3 seeds x 5 folds (the stride stage at
   depths 3 and 4), so every comparison is paired by fold and seed. The stages after the
   tenth (the front end, the pooling, the training length, the speaker adversary) are decided on
   the **validation speakers of both corpora** (Emo-DB's 5 folds and RAVDESS's 12, 3 seeds
   each), each corpus weighted equally, so that the recipe is not tuned to Emo-DB's ten speakers;
 - the last stage asks whether the paper's adversary (AL at γ 2.5) belongs in the recipe, at 1
   and 2 blocks, each arm trained 30 and 60 epochs so that AL is not judged on a budget that
-  suits the network without it. The recipe's tables keep both columns (without AL and with AL)
-  whatever it decides; the decision says which one the project recommends;
+  suits the network without it. Its choice holds at 1-2 blocks only: a budget other than the
+  training-length stage's changes the runs at 1-2 blocks and leaves 3-4 at that stage's. The
+  recipe's tables keep both columns (without AL and with AL) whatever it decides; the decision
+  says which one the project recommends;
 - a decision made at 1 block holds at every depth; one made at other depths (the stride) holds
   at those depths only, under the recipe's ``at_depths`` (:func:`recipe_fields`);
 - an option's score is its mean validation accuracy over those runs. For ``selection=swa``
@@ -96,7 +98,7 @@ def with_decision(recipe: dict, stage: Stage, option: dict) -> dict:
         return {**recipe, **option}
     at = dict(recipe.get("at_depths", {}))
     for depth in stage.depths:
-        now = RunConfig(**{**recipe_fields(recipe, depth), "n_cnn_layers": depth})
+        now = RunConfig(**{**STUDY_BASE, **recipe_fields(recipe, depth), "n_cnn_layers": depth})
         changed = {k: v for k, v in option.items() if getattr(now, k) != v}
         if changed:
             at[str(depth)] = {**at.get(str(depth), {}), **changed}

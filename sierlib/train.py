@@ -145,7 +145,7 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
     ``lambda_at(step)`` gives the adversarial weight of a step (0 without AL). Augmentation
     (SpecAugment masks, mixup) draws from ``generator`` too, so a run stays reproducible.
     ``scheduler`` steps the learning rate and ``averager`` (the EMA weights) updates after every
-    optimiser step. Losses and counts are summed on the device and read once at the end: a
+    batch. Losses and counts are summed on the device and read once at the end: a
     ``.item()`` per step would make the host wait for the device at every step."""
     model.train()
     X, y, s, L = part["X"], part["y"], part.get("s"), part["lengths"]
@@ -194,12 +194,8 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if spk is not None:
-            for _ in range(config.adversary_head_steps - 1):
-                # the head alone: every other parameter has no gradient, which Adam leaves untouched
-                opt.zero_grad(set_to_none=True)
-                ce(model.speaker_head(z.detach()), sb).backward()
-                opt.step()
+        if spk is not None and config.adversary_head_steps > 1:
+            head_steps(model.speaker_head, opt, z.detach(), sb, ce, config.adversary_head_steps - 1)
         if scheduler is not None:
             scheduler.step()
         if averager is not None:
@@ -213,6 +209,27 @@ def train_epoch(model: SIERNet, opt: torch.optim.Optimizer, part: dict, config, 
         row["train_speaker_loss"] = spk_loss.item() / n
         row["train_speaker_accuracy"] = spk_correct.item() / n
     return row
+
+
+def head_steps(head: torch.nn.Module, opt: torch.optim.Optimizer, z: torch.Tensor, target: torch.Tensor, loss_fn,
+               n: int) -> None:
+    """``n`` more updates of the speaker ``head`` alone on one batch's (detached) embeddings ``z``:
+    every other parameter has no gradient, which Adam leaves untouched. The head's BatchNorm
+    layers still normalise with the batch's statistics but do not fold them into their running
+    statistics again: the batch was counted once, in the joint step (n more would turn momentum
+    0.1 into 1 - 0.9^(n+1), and the eval-mode head would see mostly the epoch's last batches)."""
+    norms = [m for m in head.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        for _ in range(n):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(head(z), target).backward()
+            opt.step()
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
 
 
 class WeightAverage:

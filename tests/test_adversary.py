@@ -77,6 +77,22 @@ def test_extra_head_steps_train_the_speaker_head_alone():
     assert losses[3] < losses[1]
 
 
+def test_extra_head_steps_leave_the_heads_batchnorm_statistics_to_the_joint_step():
+    from sierlib.layers import classifier_head
+    from sierlib.train import head_steps
+
+    torch.manual_seed(0)
+    head = classifier_head(8, 6, 4, 0.0)
+    norm = next(m for m in head.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    before = (norm.running_mean.clone(), norm.running_var.clone(), [p.detach().clone() for p in head.parameters()])
+    opt = torch.optim.Adam(head.parameters(), lr=0.01)
+    head.train()
+    head_steps(head, opt, torch.randn(16, 8) + 3, torch.arange(16) % 4, torch.nn.functional.cross_entropy, 5)
+    assert torch.equal(norm.running_mean, before[0]) and torch.equal(norm.running_var, before[1])
+    assert norm.momentum == 0.1  # restored
+    assert not all(torch.equal(p, q) for p, q in zip(head.parameters(), before[2]))  # the head did learn
+
+
 def test_the_holdout_is_stratified_disjoint_and_seeded(synthetic_meta):
     train = synthetic_meta[synthetic_meta.speaker.isin(sorted(synthetic_meta.speaker.unique())[:4])]
     kept, held = holdout_split(train, 0.2, seed=3)
@@ -239,3 +255,14 @@ def test_the_tradeoff_plot_draws_one_line_per_kind_of_head_from_the_control(tmp_
     lines = [list(line.get_xdata()) for line in ax.get_lines()  # the data lines, not the error bars' caps
              if len(line.get_xdata()) == 3 and line.get_linestyle() != "None"]
     assert sorted(lines) == sorted([[95, 90, 88], [95, 80, 70]])  # each from the control, λ growing
+
+
+def test_head_curves_leave_out_the_runs_whose_head_statistics_were_folded_in_k_times(tmp_path):
+    from sierlib.adversary import BIASED_HEAD_CURVES, adversary_curves
+
+    curve = [{"epoch": 1, "lambda": 0.5, "holdout_speaker_accuracy": 0.3}]
+    for fold, (steps, commit) in enumerate([(1, BIASED_HEAD_CURVES[0]), (5, BIASED_HEAD_CURVES[0]), (5, "abc123")]):
+        rec = _record("ravdess", 1.0, fold, 0, 0.5, 0.8, adversary_head_steps=steps)
+        write_record({**rec, "curves": curve, "git_commit": commit}, tmp_path)
+    curves = adversary_curves(tmp_path)
+    assert sorted(curves.fold) == [0, 2]  # k = 5 at the biased commit is left out, k = 1 there is kept
