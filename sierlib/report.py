@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .adversary import probe_rows, tradeoff_table, verdict
+from .adversary import BIASED_HEAD_CURVES, probe_rows, tradeoff_table, verdict
 from .crosscorpus import DIRECTIONS, cross_rows
 from .paper import PAPER_TABLE1
 from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, CROSS_CORPUS_RUNS, CROSS_CORPUS_TABLES, DECISIONS, RECIPE_TABLES, \
@@ -207,6 +207,13 @@ def open_items(results_dir: Path = RESULTS) -> str:
                          + (f" (missing {' '.join(map(str, missing))}: `sier adversary run --corpus {corpus} --depths "
                             f"{' '.join(map(str, missing))} --strengths 0 1`)" if missing else "")
                          + f"; {len(seeds)} seed(s) at 1 block.")
+    biased = probes[(probes.adversary_head_steps > 1) & probes.git_commit.astype(str).str.startswith(
+        BIASED_HEAD_CURVES)] if len(probes) else probes
+    if len(biased):
+        lines.append(f"- {len(biased)} probe runs with several head steps ({', '.join(sorted(set(biased.corpus)))}) have "
+                     f"per-epoch head curves left out of `08_adversary` (`sierlib.adversary.BIASED_HEAD_CURVES`); "
+                     f"training them again at the current code (delete their records, then `sier adversary run "
+                     f"--head-steps k`) restores the curves and should leave every other figure as it is.")
     crossed = cross_rows(CROSS_CORPUS_RUNS)
     for corpus, test_corpus in DIRECTIONS:
         if not len(crossed) or not len(crossed[(crossed.corpus == corpus) & (crossed.test_corpus == test_corpus)]):
