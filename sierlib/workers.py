@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -69,8 +70,25 @@ def load_pack(folder, config: RunConfig, params: dict | None = None, corpus: str
     return meta, load_features(path, params)
 
 
+def end_with_parent() -> None:
+    """Make this worker process exit as soon as the process that started it ends, however it
+    ended (Ctrl-C, ``kill``, out of memory): otherwise a killed sweep leaves its workers training
+    through their whole share of runs, unseen, writing records. Does nothing in a process that
+    multiprocessing did not start."""
+    parent = mp.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        parent.join()  # returns when the parent is gone
+        os._exit(1)  # a run in flight writes no record: records are written whole at its end
+
+    threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
+
+
 def _in_process_worker(configs, options: RunOptions, pack, deadline, queue):
     """One worker process: loads each corpus and feature kind once, then runs its configs."""
+    end_with_parent()
     loaded = {}
     for config in configs:
         if deadline is not None and time.time() > deadline:

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +141,57 @@ def test_in_process_sweep_from_a_pack_gives_the_same_records(synthetic_root, syn
     again = run_in_process(plan, workers=2, out_dir=tmp_path / "runs", device="cpu", pack=tmp_path / "pack",
                            progress=False)
     assert again.skipped == len(plan) and again.finished == []
+
+
+def _live_children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` and that are not zombies (from /proc)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:  # ended while we looked
+            continue
+        if int(ppid) == pid and state != "Z":
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from /proc")
+def test_killing_an_in_process_sweep_ends_its_workers(synthetic_root, synthetic_cache, tmp_path, monkeypatch):
+    """A sweep killed with SIGKILL (no handler can run) must not leave its workers training on."""
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
+    runs = tmp_path / "runs"
+    script = ("from sierlib.sweep import plan_sweep\nfrom sierlib.workers import run_in_process\n"
+              f"plan = plan_sweep('synthetic', folds=[0, 1], gammas=[None], depths=[1], **{{**{TINY!r}, 'epochs': 1000}})\n"
+              f"run_in_process(plan, workers=2, out_dir={str(runs)!r}, device='cpu', data_root={str(synthetic_root)!r}, "
+              "threads_per_worker=1, progress=False)\n")
+    sweep_process = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.time() + 120
+        workers_seen = set()
+        while time.time() < deadline and len(workers_seen) < 3:  # two workers and the resource tracker
+            workers_seen |= _live_children(sweep_process.pid)
+            time.sleep(0.2)
+        assert len(workers_seen) >= 3, "the sweep should have started its workers"
+        time.sleep(2)  # let the workers get into their runs
+    finally:
+        sweep_process.kill()
+        sweep_process.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(pid) for pid in workers_seen):
+        time.sleep(0.2)
+    left = [pid for pid in workers_seen if _alive(pid)]
+    for pid in left:  # do not leave them behind even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert left == [], "workers kept running after their sweep was killed"
+    assert not list(runs.rglob("*.json"))  # and wrote no record
 
 
 @pytest.mark.slow
