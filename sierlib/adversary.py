@@ -19,7 +19,7 @@ from .config import ADVERSARY_FIELDS, RunConfig
 from .paper import PAPER_TABLE1
 from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, RESULTS, atomic_write, write_csv_atomic
 from .recipe import Stage, decide, recipe_config, validation_score
-from .records import iter_records
+from .records import iter_records, speaker_information_at
 from .registry import CORPORA, PRETTY
 from .stats import fmt, gamma_label, markdown_table, mean_std, paired_test
 
@@ -27,6 +27,25 @@ HOLDOUT = 0.2  # the share of each training speaker's utterances a probe run hol
 STRENGTHS = (0.0, 1.0, 3.0, 9.0)  # lambda_max: 0 is the capacity control, 1 the paper
 PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer",
                  "emotion_linear_probe"]
+# The weights whose emotion and speaker information the trade-off puts side by side: the best
+# validation epoch's, because most committed probe runs measured speaker information on those
+# only (a run made by today's code measures every selection's weights; see
+# sierlib.records.speaker_information_at). The recipe selects the SWA weights: the tables show
+# them too, over the runs that measured them.
+PROBE_SELECTION = "best_val"
+
+# Runs with adversary_head_steps > 1 made at these commits folded each batch into the speaker
+# head's BatchNorm running statistics k times (fixed in sierlib.train.head_steps), so the head
+# scored in eval mode saw mostly the last batches before it: their per-epoch head curves are left
+# out, and so is their head's score on the held-out utterances (speaker_head). The rest reads the
+# encoder, whose statistics the extra head steps never touch: the probes, the EER and the
+# emotion accuracies are unaffected.
+BIASED_HEAD_CURVES = ("993a6175623a6ff9880db7b5cf5434fb3561cef2",)
+
+
+def _biased_head(rec: dict) -> bool:
+    return (rec["config"].get("adversary_head_steps", 1) > 1
+            and str(rec.get("git_commit", "")).startswith(BIASED_HEAD_CURVES))
 
 
 def adversary_plan(recipe: dict, corpus: str, gamma: float, strengths=STRENGTHS, depths=(1,), seeds=(0, 1),
@@ -67,21 +86,25 @@ def _knobs(c: dict) -> tuple:
             0 if pd.isna(hidden) else hidden)
 
 
-def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = "swa") -> pd.DataFrame:
-    """One row per probe run: its setting, its emotion test accuracy and UAR (of ``selection``,
-    the recipe's), and its speaker information (fractions)."""
+def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = PROBE_SELECTION) -> pd.DataFrame:
+    """One row per probe run that measured the weights of ``selection``: its setting, and the
+    emotion test accuracy and UAR and the speaker information (fractions) of those same weights.
+    The adversary's own head is left blank for the runs of :data:`BIASED_HEAD_CURVES`."""
     rows = []
     for rec in iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS, corpus):
-        info = rec.get("speaker_information")
+        info = speaker_information_at(rec, selection)
         if info is None:
             continue
         c = {**RunConfig().to_dict(), **rec["config"]}
-        chosen = rec["selections"][selection] if selection in rec.get("selections", {}) else rec
+        chosen = rec["selections"][selection]
+        probes = {k: info[k] for k in PROBE_COLUMNS}
+        if _biased_head(rec):
+            probes["speaker_head"] = None
         rows.append({"corpus": c["corpus"], "encoder": c["encoder"], "n_cnn_layers": c["n_cnn_layers"],
                      "gamma": gamma_label(c["gamma"]), "adversary": adversary_label(c),
-                     **{k: c[k] for k in ADVERSARY_FIELDS}, "fold": c["fold"],
-                     "seed": c["seed"], "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
-                     "val_accuracy": chosen["val_accuracy"], **{k: info[k] for k in PROBE_COLUMNS},
+                     **{k: c[k] for k in ADVERSARY_FIELDS}, "fold": c["fold"], "seed": c["seed"],
+                     "selection": selection, "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
+                     "val_accuracy": chosen["val_accuracy"], **probes,
                      "speaker_chance": info["speaker_chance"], "emotion_chance": info["emotion_chance"],
                      "device": rec.get("device"), "git_commit": rec.get("git_commit"), "name": rec["name"]})
     return pd.DataFrame(rows)
@@ -194,15 +217,19 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
     """Write ``probes_<corpus>.csv`` for each corpus with probe runs and ``adversary_tables.csv``/``.md``."""
     out = Path(results_dir) if results_dir is not None else RESULTS
     rows = probe_rows(runs_dir)
+    swa_rows = probe_rows(runs_dir, selection="swa")  # the recipe's weights, where they were measured
     written = []
-    for corpus, part in rows.groupby("corpus"):
-        written.append(write_csv_atomic(part.sort_values(["n_cnn_layers", "gamma", *ADVERSARY_FIELDS, "seed", "fold"]),
-                                        out / f"probes_{corpus}.csv"))
+    for corpus, part in pd.concat([rows, swa_rows]).groupby("corpus"):
+        written.append(write_csv_atomic(
+            part.sort_values(["selection", "n_cnn_layers", "gamma", *ADVERSARY_FIELDS, "seed", "fold"]),
+            out / f"probes_{corpus}.csv"))
     table = tradeoff_table(rows)
+    swa_table = tradeoff_table(swa_rows) if len(swa_rows) else pd.DataFrame()
     decisions = decide_strength(runs_dir)
     written.append(write_csv_atomic(decisions, out / "adversary_decisions.csv"))
     csv_path = out / ADVERSARY_TABLES.name
-    written.append(write_csv_atomic(table, csv_path))
+    written.append(write_csv_atomic(pd.concat([table.assign(selection=PROBE_SELECTION),
+                                               swa_table.assign(selection="swa")], ignore_index=True), csv_path))
     md = ("# The speaker adversary: speaker information and emotion, by the adversary's strength\n\n"
           "Generated by `sier adversary tables` (sierlib.adversary.write_adversary_tables) from the probe runs in "
           "results/adversary/runs. Each run is the recipe with 20 % of every training speaker's utterances held out "
@@ -213,15 +240,18 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
           "emotion on the test speakers; speaker_linear_probe / speaker_mlp_probe / speaker_head = speaker "
           "identification of the held-out utterances (chance 1/training speakers); unseen_speaker_eer = cosine "
           "verification EER over the validation and test speakers (chance 50); emotion_linear_probe = emotion of the "
-          "held-out utterances. *_diff: paired against lambda_max 0 over folds (seeds averaged), exact sign-flip p.\n")
-    for corpus, part in table.groupby("corpus", sort=False):
-        chance = part.speaker_chance.iloc[0]
-        shown = part[[c for c in SHOWN if c in part]].drop(columns="corpus")
-        if "folds_paired" in shown:
-            shown = shown.astype({"folds_paired": "Int64"})
-        md += (f"\n## {PRETTY.get(corpus, corpus)} (speaker chance {chance:.1f} %)\n\n"
-               + markdown_table(shown.round(
-                   {"emotion_diff": 1, "speaker_probe_diff": 1, "emotion_p": 4, "speaker_probe_p": 4})))
+          "held-out utterances. *_diff: paired against lambda_max 0 over folds (seeds averaged), exact sign-flip p. "
+          "Every figure of a row is of the same weights: the best validation epoch's (every probe run measured "
+          "those), then, in the sections marked SWA, the recipe's SWA weights (the runs that measured them).\n")
+    for weights, part_table in (("best validation epoch", table), ("SWA", swa_table)):
+        for corpus, part in (part_table.groupby("corpus", sort=False) if len(part_table) else ()):
+            chance = part.speaker_chance.iloc[0]
+            shown = part[[c for c in SHOWN if c in part]].drop(columns="corpus")
+            if "folds_paired" in shown:
+                shown = shown.astype({"folds_paired": "Int64"})
+            md += (f"\n## {PRETTY.get(corpus, corpus)} (speaker chance {chance:.1f} %; weights: {weights})\n\n"
+                   + markdown_table(shown.round(
+                       {"emotion_diff": 1, "speaker_probe_diff": 1, "emotion_p": 4, "speaker_probe_p": 4})))
     if len(decisions):
         full = decisions[decisions.check == "all folds"]
         held = decisions[decisions.check != "all folds"]
@@ -240,14 +270,6 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
     return written + [csv_path.with_suffix(".md")]
 
 
-# Runs with adversary_head_steps > 1 made at these commits folded each batch into the speaker
-# head's BatchNorm running statistics k times (fixed in sierlib.train.head_steps), so the head
-# scored in eval mode after each epoch saw mostly that epoch's last batches: their per-epoch head
-# curves are left out. Their weights, probes and test accuracies are unaffected (the SWA weights
-# the probes read get statistics recomputed over all training utterances).
-BIASED_HEAD_CURVES = ("993a6175623a6ff9880db7b5cf5434fb3561cef2",)
-
-
 def adversary_curves(runs_dir=None) -> pd.DataFrame:
     """The speaker head's accuracy on the held-out utterances after each epoch, one row per run and
     epoch: ``corpus, n_cnn_layers, gamma, adversary, lambda_max, fold, seed, epoch, lambda,
@@ -258,7 +280,7 @@ def adversary_curves(runs_dir=None) -> pd.DataFrame:
         if "speaker_information" not in rec:
             continue
         c = {**RunConfig().to_dict(), **rec["config"]}
-        if c["adversary_head_steps"] > 1 and str(rec.get("git_commit", "")).startswith(BIASED_HEAD_CURVES):
+        if _biased_head(rec):
             continue
         for row in rec["curves"]:
             if "holdout_speaker_accuracy" in row:
@@ -272,8 +294,8 @@ def adversary_curves(runs_dir=None) -> pd.DataFrame:
 
 def verdict(table: pd.DataFrame) -> str:
     """For each corpus and depth of a :func:`tradeoff_table`: the control's speaker information,
-    each strength's, and whether it removes most of it -- the held-out linear speaker probe at most
-    half the control's, or the unseen-speaker EER at 45 % or more where the control's is below
+    each strength's, and whether it removes most of it -- the held-out linear speaker probe's margin
+    over chance at most half the control's, or the unseen-speaker EER at 45 % or more where the control's is below
     that (where the control is already there, the EER cannot tell) -- with its paired effect on
     emotion."""
     lines = []
@@ -291,7 +313,8 @@ def verdict(table: pd.DataFrame) -> str:
                                                    "cannot tell here, only the probe can."))
         removing = []
         for _, r in part[part.lambda_max > 0].iterrows():
-            removed = (r.speaker_linear_probe_mean <= c.speaker_linear_probe_mean / 2
+            chance = c.speaker_chance  # "most" of what the control holds above chance
+            removed = (r.speaker_linear_probe_mean - chance <= (c.speaker_linear_probe_mean - chance) / 2
                        or (eer_informative and r.unseen_speaker_eer_mean >= 45))
             removing += [r.adversary] if removed else []
             lines.append(f"  {r.adversary.replace('λ×', 'lambda_max ')}: speaker probe {r.speaker_linear_probe_mean:.1f} % "

@@ -95,7 +95,9 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
         tr, te = data["train"], data["test"]
         speaker_acc_final = speaker_accuracy(model, tr, dev, part_lengths(tr, config))
         # every selection method is evaluated once on the test speakers and recorded, so one run
-        # serves all of them; the config's selection gives the run's headline numbers
+        # serves all of them; the config's selection gives the run's headline numbers. A probe run
+        # measures the speaker information of each one's weights too, so that a table can put the
+        # emotion and the speaker information of the same weights side by side
         selections = {}
         for method, state in result["states"].items():
             model.load_state_dict(state)
@@ -103,6 +105,9 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             m = emotion_metrics(te["y"].numpy(), t_logits.argmax(1).numpy(), data["emotions"])
             selections[method] = {**result["val"][method], "test_accuracy": m["accuracy"], "test_uar": m["uar"],
                                   "test_macro_f1": m["macro_f1"], "test_confusion": m["confusion"]}
+            if config.speaker_holdout:
+                selections[method]["speaker_information"] = speaker_information(model, data, config, dev,
+                                                                                seed=config.seed)
         model.load_state_dict(result["states"][config.selection])
         record = make_record(
             config, feats_params=feats.params, data=data, result=result, selections=selections,
@@ -112,7 +117,7 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             torch_threads=torch.get_num_threads(), commit=commit,
             manifest={"path": config.corpus, "sha256": manifest_sha256(config.corpus)} if is_manifest(config.corpus) else None)
         if config.speaker_holdout:  # a probe run: how much speaker (and emotion) information the embedding holds
-            record["speaker_information"] = speaker_information(model, data, config, dev, seed=config.seed)
+            record["speaker_information"] = selections[config.selection]["speaker_information"]
     finally:
         torch.set_num_threads(threads)
     if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)

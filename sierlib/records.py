@@ -17,7 +17,9 @@ short name, :func:`sierlib.registry.corpus_name`; a manifest's stem)::
     best_epoch (the best validation epoch), train_speaker_accuracy_final (last epoch),
     train_speaker_accuracy_best (the selected weights), curves (one row per epoch; a probe run's
     rows also hold holdout_speaker_accuracy)
-    speaker_information (probe runs, speaker_holdout > 0, only) see sierlib.speakerinfo
+    speaker_information (probe runs, speaker_holdout > 0, only) see sierlib.speakerinfo: of the
+    config's selection; each selections entry holds that of its own weights too (records made
+    before that have only this one; read them with speaker_information_at)
     wall_time_s, device, torch_threads, versions, git_commit, finished_at
 
 Two folders hold records:
@@ -42,7 +44,7 @@ import sklearn
 import torch
 
 from . import __version__
-from .config import RunConfig
+from .config import DEFAULTS, RunConfig
 from .paths import LOCAL_RUNS, REFERENCE_RUNS, REPO_ROOT, write_json_atomic
 from .registry import corpus_name
 
@@ -76,6 +78,17 @@ def read_record(path: str | os.PathLike) -> dict | None:
     except (OSError, ValueError):
         return None
     return rec if isinstance(rec, dict) and rec.get("status") == "finished" else None
+
+
+def speaker_information_at(record: dict, selection: str) -> dict | None:
+    """A probe run's speaker information measured on the weights of ``selection`` (``"best_val"``,
+    ``"swa"``, ``"ema"``), or None where the record has none for those weights: not a probe run,
+    or a record made before every selection was measured, which holds that of its config's
+    selection only."""
+    info = record.get("selections", {}).get(selection, {}).get("speaker_information")
+    if info is None and record["config"].get("selection", DEFAULTS["selection"]) == selection:
+        info = record.get("speaker_information")
+    return info
 
 
 def write_record(record: dict, out_dir: str | os.PathLike | None = None) -> Path:

@@ -211,9 +211,15 @@ def open_items(results_dir: Path = RESULTS) -> str:
         BIASED_HEAD_CURVES)] if len(probes) else probes
     if len(biased):
         lines.append(f"- {len(biased)} probe runs with several head steps ({', '.join(sorted(set(biased.corpus)))}) have "
-                     f"per-epoch head curves left out of `08_adversary` (`sierlib.adversary.BIASED_HEAD_CURVES`); "
-                     f"training them again at the current code (delete their records, then `sier adversary run "
-                     f"--head-steps k`) restores the curves and should leave every other figure as it is.")
+                     f"per-epoch head curves and their head's held-out score left out (`sierlib.adversary."
+                     f"BIASED_HEAD_CURVES`); training them again at the current code (delete their records, then "
+                     f"`sier adversary run --head-steps k`) restores them and should leave every other figure as it is.")
+    swa = probe_rows(ADVERSARY_RUNS, selection="swa")
+    if len(probes) > len(swa):
+        lines.append(f"- The adversary's trade-off reads the best validation epoch's weights: {len(probes) - len(swa)} of "
+                     f"{len(probes)} probe runs measured speaker information on those only. The recipe's SWA weights "
+                     f"(measured by {len(swa)} runs) need the others trained again at the current code (delete their "
+                     f"records, then `sier adversary run` with their settings).")
     crossed = cross_rows(CROSS_CORPUS_RUNS)
     for corpus, test_corpus in DIRECTIONS:
         if not len(crossed) or not len(crossed[(crossed.corpus == corpus) & (crossed.test_corpus == test_corpus)]):

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from sierlib.adversary import (PROBE_COLUMNS, adversary_label, adversary_plan, decide_strength, probe_rows,
+from sierlib.adversary import (BIASED_HEAD_CURVES, PROBE_COLUMNS, adversary_label, adversary_plan, decide_strength,
+                               probe_rows,
                                tradeoff_table, verdict)
 from sierlib.config import RunConfig, RunOptions
 from sierlib.dataset import holdout_split
@@ -127,6 +128,10 @@ def test_a_probe_run_records_speaker_information_and_the_scaled_lambda(synthetic
     rec = run(config, RunOptions(device="cpu", data_root=str(synthetic_root), out_dir=str(tmp_path)), progress=False)
     info = rec["speaker_information"]
     assert set(PROBE_COLUMNS) <= set(info) and all(0 <= info[k] <= 1 for k in PROBE_COLUMNS)
+    # every selection's weights are measured; the headline figures are the config's selection's
+    assert all(set(PROBE_COLUMNS) <= set(sel["speaker_information"]) for sel in rec["selections"].values())
+    assert rec["selections"][config.selection]["speaker_information"] == info
+    assert rec["selections"]["swa"]["speaker_information"] != info  # other weights, other figures
     assert info["speaker_chance"] == 1 / len(rec["speakers"]["train"]) and info["eer_chance"] == 0.5
     assert info["n_holdout_utterances"] > 0 and rec["n_utterances"]["train"] == info["n_train_utterances"]
     # lambda is 0 during the warm-up epoch, then lambda_max times the paper's schedule
@@ -142,7 +147,7 @@ def _record(corpus, lam, fold, seed, acc, probe, val=None, **knobs):
     # leave-two-speakers-out roles: fold k's validation speakers are fold k+1's test speakers
     speakers = {"train": [], "val": [f"s{(fold + 1) % 4}"], "test": [f"s{fold}"]}  # 4 folds, cyclic
     return {"status": "finished", "name": config.name, "config": config.to_dict(), **metrics, "speakers": speakers,
-            "selections": {"swa": metrics}, "curves": [],
+            "selections": {"best_val": dict(metrics), "swa": dict(metrics)}, "curves": [],
             "speaker_information": {"speaker_linear_probe": probe, "speaker_mlp_probe": probe, "speaker_head": probe,
                                     "unseen_speaker_eer": 0.4, "emotion_linear_probe": 0.6, "speaker_chance": 0.05,
                                     "emotion_chance": 0.125}}
@@ -163,6 +168,26 @@ def test_the_tradeoff_table_pairs_each_strength_with_the_control(tmp_path):
     assert pd.isna(table.loc[0.0].get("emotion_diff", np.nan))
     text = verdict(tradeoff_table(rows))
     assert "capacity control (lambda_max 0) speaker probe 90.0 %" in text and "removes most speaker information" in text
+
+
+def test_emotion_and_speaker_information_are_read_from_the_same_weights(tmp_path):
+    """A row never pairs one selection's emotion accuracy with another's speaker information."""
+    older = _record("ravdess", 1.0, 0, 0, 0.50, 0.80)  # measured its best validation epoch's weights only
+    older["selections"]["swa"]["test_accuracy"] = 0.60
+    newer = _record("ravdess", 1.0, 1, 0, 0.50, 0.80)  # measured every selection's weights
+    newer["selections"]["swa"].update(test_accuracy=0.60, speaker_information={
+        **newer["speaker_information"], "speaker_linear_probe": 0.30})
+    newer["selections"]["best_val"]["speaker_information"] = newer["speaker_information"]
+    biased = _record("ravdess", 1.0, 2, 0, 0.50, 0.80, adversary_head_steps=5)
+    biased["git_commit"] = BIASED_HEAD_CURVES[0]
+    for rec in (older, newer, biased):
+        write_record(rec, tmp_path)
+    best = probe_rows(tmp_path).set_index("fold")
+    assert list(best.test_accuracy) == [0.5] * 3 and list(best.speaker_linear_probe) == [0.8] * 3
+    assert set(best.selection) == {"best_val"}
+    assert best.speaker_head.loc[0] == 0.8 and pd.isna(best.speaker_head.loc[2])  # its head's statistics are biased
+    swa = probe_rows(tmp_path, selection="swa")
+    assert list(swa.fold) == [1] and swa.test_accuracy.iloc[0] == 0.6 and swa.speaker_linear_probe.iloc[0] == 0.3
 
 
 def test_the_strength_is_decided_on_validation_with_a_held_out_check(tmp_path):
