@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "decision table from the finished runs; tables: train the recipe decided so far "
                         "in the cells given by --corpus --depths --gammas --seeds (and --offline)")
     p.add_argument("--corpus", default="emodb", choices=PAPER_CORPORA,
-                   help="with tables: the corpus of the cells (the study itself is decided on Emo-DB)")
+                   help="with tables: the corpus of the cells (stages 1-10 are decided on Emo-DB, the later ones on both corpora)")
     p.add_argument("--encoders", nargs="+", default=["2dcnn_bigru"], choices=list(TABLE2_ENCODERS),
                    help="with tables: the encoders (Table 2's earlier ones have one size: --depths is the "
                         "2D CNN biGRU's)")

@@ -88,7 +88,8 @@ def literal_summary(results_dir: Path = RESULTS) -> str:
 def recipe_summary() -> str:
     """The decided stages, and the recipe at 1 block beside the paper, from the recipe's tables."""
     d = pd.read_csv(DECISIONS)
-    stages = "\n".join(f"{int(r.stage)}. {r.factor} (decided at depth {r.depths}"
+    stages = "\n".join(f"{int(r.stage)}. {r.factor} (decided at depth{'s' * (' ' in str(r.depths))} "
+                       f"{str(r.depths).replace(' ', ' and ')}"
                        f"{' on both corpora' if ' ' in str(r.corpora) else ''}): **{r.option}**, validation "
                        f"{r.val_mean:.1f} % over {int(r.n_runs)} runs" for r in d[d.chosen].itertuples())
     t = pd.read_csv(RECIPE_TABLES, dtype={"gamma": str})
@@ -98,7 +99,10 @@ def recipe_summary() -> str:
         if len(row):
             r = row.iloc[0]
             lines.append(f"- {corpus}, 1 block without AL: recipe {r.recipe_acc} over {int(r.recipe_runs)} runs "
-                         f"(paper-literal {r.literal_acc}; the paper without AL {PAPER_TABLE1[corpus][(1, None)][0]}).")
+                         f"(paper-literal {r.literal_acc} over {int(r.literal_runs)} runs; the paper without AL {PAPER_TABLE1[corpus][(1, None)][0]}).")
+    pending = study().pending
+    if pending:
+        lines.append(f"- Not decided yet (their runs are missing): {', '.join(pending)}.")
     return stages + "\n\n" + "\n".join(lines) + "\n"
 
 
@@ -187,9 +191,13 @@ def open_items(results_dir: Path = RESULTS) -> str:
                       for r in missing2.itertuples())
     lines = []
     if len(missing1):
-        lines.append(f"- Paper-literal Table 1: {len(missing1)} cells lack folds ({runs1} runs): {cells}. "
-                     f"`sier sweep --corpus ravdess --depths 2 3 4 --gammas none 1.25 2.5 3.33 --reference` runs "
-                     f"them (finished runs are skipped; `--in-process --device cuda --workers 14` on a GPU).")
+        for corpus, part in missing1.groupby("corpus"):
+            depths = " ".join(str(d) for d in sorted(set(part.n_cnn_layers)))
+            gammas = " ".join(sorted({"none" if g == "without AL" else g for g in part.gamma}))
+            cells += (f"; `sier sweep --corpus {corpus} --depths {depths} --gammas {gammas} --reference` runs "
+                      f"{'them' if missing1.corpus.nunique() == 1 else 'its'}")
+        lines.append(f"- Paper-literal Table 1: {len(missing1)} cells lack folds ({runs1} runs): {cells} (finished runs "
+                     f"are skipped; `--in-process --device cuda --workers 14` on a GPU).")
     if len(missing2):
         lines.append(f"- Paper-literal Table 2: {len(missing2)} network rows lack folds ({runs2} runs): {rows2}. "
                      f"`sier sweep --corpus ravdess --encoders tdnn_bilstm 1dcnn_gru --gammas none 2.5 --depths 1 "
@@ -263,9 +271,9 @@ device, wall time and git commit.
 
 The paper leaves most of its training recipe unsaid. The recipe study (`07_recipe`, `sierlib/recipe.py`)
 decided one training choice at a time on the validation speakers only (stages 1-10 on 3 seeds × 5 Emo-DB
-folds; the front-end, pooling, training-length and speaker-adversary stages after them on 3 seeds × the
-folds of both corpora, each corpus weighted equally), a simpler option winning unless beaten by more
-than one standard error. The decided stages:
+folds; the front-end, pooling, training-length and speaker-adversary stages after them are decided on
+3 seeds × the folds of both corpora, each corpus weighted equally), a simpler option winning unless
+beaten by more than one standard error. The stages decided so far:
 
 {recipe_summary()}
 {_body(results_dir / "recipe_tables.md")}

@@ -73,7 +73,8 @@ def test_the_svm_peer_runs_on_the_same_split(real_data, tmp_path, monkeypatch):
 
 def _record(gamma, fold, seed, acc):
     config = RunConfig(corpus="ravdess", test_corpus="emodb", gamma=gamma, fold=fold, seed=seed, lengths="masked")
-    m = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": 0.5}
+    # the test set: 3 utterances of the first emotion, 1 of the second
+    m = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": 0.5, "test_confusion": [[2, 1], [0, 1]]}
     return {"status": "finished", "name": config.name, "config": config.to_dict(), **m, "selections": {"swa": m}}
 
 
@@ -98,3 +99,5 @@ def test_the_table_pairs_al_with_without_and_both_with_the_svm(tmp_path):
     assert pd.isna(table.loc["ComParE_2016 + SVM"].get("vs_SVM_diff", np.nan))
     written = write_cross_tables(tmp_path, tmp_path)
     assert "| RAVDESS | Emo-DB | AL γ 2.5 | 8 | 4 | 2 |" in written[1].read_text()
+    # an accuracy is read against always answering the largest class, not only against 1/6
+    assert "always answering the test corpus's largest class scores RAVDESS → Emo-DB 75.0 %" in written[1].read_text()
