@@ -29,7 +29,7 @@ PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "u
                  "emotion_linear_probe"]
 # The weights whose emotion and speaker information the trade-off puts side by side: the best
 # validation epoch's, because most committed probe runs measured speaker information on those
-# only (a run made by today's code measures every selection's weights; see
+# only (a run made by the current code measures every selection's weights; see
 # sierlib.records.speaker_information_at). The recipe selects the SWA weights: the tables show
 # them too, over the runs that measured them.
 PROBE_SELECTION = "best_val"
