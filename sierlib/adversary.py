@@ -11,6 +11,8 @@ runs, and each AL setting paired against the capacity control of the same folds 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -86,6 +88,25 @@ def _knobs(c: dict) -> tuple:
             0 if pd.isna(hidden) else hidden)
 
 
+def recipe_key(config: dict) -> str:
+    """What a probe run trained, less what the study varies (fold, seed, the adversary's knobs):
+    a short hash, equal for the runs of one recipe, so that runs of two recipes are never pooled."""
+    c = {**RunConfig().to_dict(), **config}
+    base = {k: v for k, v in c.items() if k not in {"fold", "seed", *ADVERSARY_FIELDS}}
+    return hashlib.sha256(json.dumps(base, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _one_recipe_per_cell(rows: pd.DataFrame) -> None:
+    if rows.empty:
+        return
+    mixed = rows.groupby(["corpus", "n_cnn_layers", "gamma"]).recipe.nunique()
+    if (mixed > 1).any():
+        cells = ", ".join(f"{c} {d} block(s) γ {g}" for c, d, g in mixed[mixed > 1].index)
+        raise ValueError(f"the probe runs of {cells} were trained with different recipes (other settings than fold, "
+                         f"seed and the adversary's knobs), and pairing them would compare unlike networks: keep one "
+                         f"recipe's runs in a runs folder (--runs-dir) and derive the tables from it")
+
+
 def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = PROBE_SELECTION) -> pd.DataFrame:
     """One row per probe run that measured the weights of ``selection``: its setting, and the
     emotion test accuracy and UAR and the speaker information (fractions) of those same weights.
@@ -101,7 +122,7 @@ def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = PROBE_
         if _biased_head(rec):
             probes["speaker_head"] = None
         rows.append({"corpus": c["corpus"], "encoder": c["encoder"], "n_cnn_layers": c["n_cnn_layers"],
-                     "gamma": gamma_label(c["gamma"]), "adversary": adversary_label(c),
+                     "gamma": gamma_label(c["gamma"]), "adversary": adversary_label(c), "recipe": recipe_key(c),
                      **{k: c[k] for k in ADVERSARY_FIELDS}, "fold": c["fold"], "seed": c["seed"],
                      "selection": selection, "test_accuracy": chosen["test_accuracy"], "test_uar": chosen["test_uar"],
                      "val_accuracy": chosen["val_accuracy"], **probes,
@@ -117,6 +138,7 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
     difference from the capacity control (``lambda_max = 0``, same folds and seeds; each fold's
     seeds averaged first) in emotion test accuracy and in the linear speaker probe, with exact
     sign-flip p-values."""
+    _one_recipe_per_cell(rows)
     out = []
     keys = ["corpus", "n_cnn_layers", "gamma", "adversary"]
     rows = rows.assign(_order=[_knobs(r) for r in rows[list(ADVERSARY_FIELDS)].to_dict("records")])
@@ -170,6 +192,8 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
             continue
         c = {**RunConfig().to_dict(), **rec["config"]}
         by_cell.setdefault((c["corpus"], c["n_cnn_layers"], gamma_label(c["gamma"])), []).append((c, rec))
+    _one_recipe_per_cell(pd.DataFrame([{"corpus": k[0], "n_cnn_layers": k[1], "gamma": k[2], "recipe": recipe_key(c)}
+                                       for k, runs in by_cell.items() for c, _ in runs]))
     out = []
     for (corpus, depth, gamma), runs in sorted(by_cell.items()):
         stage = strength_stage([c for c, _ in runs])

@@ -190,6 +190,18 @@ def test_emotion_and_speaker_information_are_read_from_the_same_weights(tmp_path
     assert list(swa.fold) == [1] and swa.test_accuracy.iloc[0] == 0.6 and swa.speaker_linear_probe.iloc[0] == 0.3
 
 
+def test_runs_of_two_recipes_are_never_pooled(tmp_path):
+    for fold in range(2):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90), tmp_path)
+        write_record(_record("ravdess", 1.0, fold, 0, 0.55, 0.80, epochs=60), tmp_path)  # another recipe
+    rows = probe_rows(tmp_path)
+    assert rows.recipe.nunique() == 2
+    with pytest.raises(ValueError, match="ravdess 1 block.s. γ 2.5 were trained with different recipes"):
+        tradeoff_table(rows)
+    with pytest.raises(ValueError, match="different recipes"):
+        decide_strength(tmp_path)
+
+
 def test_the_strength_is_decided_on_validation_with_a_held_out_check(tmp_path):
     """A strength clearly better on validation wins; one within a standard error loses to no push."""
     for fold in range(4):
