@@ -28,7 +28,7 @@ from .stats import fmt, gamma_label, markdown_table, mean_std, paired_test
 HOLDOUT = 0.2  # the share of each training speaker's utterances a probe run holds out
 STRENGTHS = (0.0, 1.0, 3.0, 9.0)  # lambda_max: 0 is the capacity control, 1 the paper
 PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer",
-                 "emotion_linear_probe"]
+                 "unseen_speaker_eer_standardised", "emotion_linear_probe"]  # the EER standardised: newer runs only
 # The weights whose emotion and speaker information the trade-off puts side by side: the best
 # validation epoch's, because most committed probe runs measured speaker information on those
 # only (a run made by the current code measures every selection's weights; see
@@ -118,7 +118,7 @@ def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = PROBE_
             continue
         c = {**RunConfig().to_dict(), **rec["config"]}
         chosen = rec["selections"][selection]
-        probes = {k: info[k] for k in PROBE_COLUMNS}
+        probes = {k: info.get(k) for k in PROBE_COLUMNS}
         if _biased_head(rec):
             probes["speaker_head"] = None
         rows.append({"corpus": c["corpus"], "encoder": c["encoder"], "n_cnn_layers": c["n_cnn_layers"],

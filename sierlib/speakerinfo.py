@@ -11,8 +11,10 @@ encoder never saw them. With the selected weights, in evaluation mode:
   held-out utterances (for AL runs and the capacity control, ``lambda_max = 0``);
 - **speaker verification on unseen speakers**: the fold's validation and test speakers, every
   pair of their utterances scored by the cosine of their embeddings; the equal error rate (EER)
-  of telling same-speaker from different-speaker pairs. Chance is 50 %: an embedding from which
-  speakers cannot be told apart;
+  of telling same-speaker from different-speaker pairs, once on the raw embeddings and once
+  standardised per dimension with the training utterances' mean and std (as speaker
+  verification does before cosine scoring; nothing of the unseen speakers is fitted). Chance is
+  50 %: an embedding from which speakers cannot be told apart;
 - **emotion identification on the same held-out utterances** (linear probe), for contrast:
   chance is 1 / the number of emotions.
 
@@ -50,10 +52,16 @@ def mlp_probe(train_X: np.ndarray, train_y, test_X: np.ndarray, test_y, seed: in
     return float(clf.score(test_X, np.asarray(test_y)))
 
 
-def verification_eer(embeddings: np.ndarray, speakers) -> float:
+def verification_eer(embeddings: np.ndarray, speakers, mean: np.ndarray | None = None,
+                     std: np.ndarray | None = None) -> float:
     """Equal error rate of cosine scoring over every pair of utterances: same speaker (target)
-    against different speakers (non-target). 0.5 where the embedding cannot tell them apart."""
+    against different speakers (non-target). 0.5 where the embedding cannot tell them apart.
+    With ``mean`` and ``std`` (per dimension, e.g. of the training utterances' embeddings) the
+    embeddings are standardised first: an offset that every embedding shares (a pooled standard
+    deviation is never negative) otherwise dominates the cosine."""
     e = np.asarray(embeddings, dtype=np.float64)
+    if mean is not None:
+        e = (e - mean) / np.maximum(std if std is not None else 1.0, 1e-8)
     e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
     spk = np.asarray(speakers)
     i, j = np.triu_indices(len(e), k=1)
@@ -89,6 +97,7 @@ def speaker_information(model: SIERNet, data: dict, config, device, seed: int = 
     e_unseen, _ = embed_part(model, unseen, config, device)
     n_speakers, n_emotions = len(data["train_speakers"]), len(data["emotions"])
     s_tr, s_ho = tr["s"].cpu().numpy(), ho["s"].cpu().numpy()
+    unseen_speakers = data["val"]["speakers"] + data["test"]["speakers"]
     return {
         "n_train_utterances": len(e_tr), "n_holdout_utterances": len(e_ho), "n_unseen_speakers":
             len(set(data["val"]["speakers"]) | set(data["test"]["speakers"])),
@@ -96,7 +105,8 @@ def speaker_information(model: SIERNet, data: dict, config, device, seed: int = 
         "speaker_mlp_probe": mlp_probe(e_tr, s_tr, e_ho, s_ho, seed=seed),
         "speaker_head": None if head is None else float((head == s_ho).mean()),
         "speaker_chance": 1 / n_speakers,
-        "unseen_speaker_eer": verification_eer(e_unseen, data["val"]["speakers"] + data["test"]["speakers"]),
+        "unseen_speaker_eer": verification_eer(e_unseen, unseen_speakers),
+        "unseen_speaker_eer_standardised": verification_eer(e_unseen, unseen_speakers, e_tr.mean(0), e_tr.std(0)),
         "eer_chance": 0.5,
         "emotion_linear_probe": linear_probe(e_tr, tr["y"].cpu().numpy(), e_ho, ho["y"].cpu().numpy()),
         "emotion_chance": 1 / n_emotions,

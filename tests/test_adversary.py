@@ -117,6 +117,12 @@ def test_verification_eer_and_probes_on_known_embeddings():
     assert linear_probe(apart[::2], speakers[::2], apart[1::2], speakers[1::2]) == 1.0
     with pytest.raises(ValueError, match="same and of different speakers"):
         verification_eer(apart[:3], [0, 0, 0])
+    # one loud dimension that carries no speaker (as a pooled std can be) swamps the raw cosine;
+    # standardised with statistics of other (training) utterances, the speakers show again
+    loud = np.column_stack([200 * rng.normal(size=40) + 100, centres[speakers] / 10 + 0.3 * rng.normal(size=(40, 16))])
+    train = np.column_stack([200 * rng.normal(size=200) + 100, rng.normal(size=(200, 16))])
+    assert verification_eer(loud, speakers) > 0.4
+    assert verification_eer(loud, speakers, train.mean(0), train.std(0)) < 0.1
 
 
 @pytest.mark.slow
