@@ -262,8 +262,12 @@ def render_report(results_dir: Path = RESULTS) -> str:
     """The whole report as Markdown (see the module docstring)."""
     adversary_md = results_dir / ADVERSARY_TABLES.with_suffix(".md").name
     rows = probe_rows(ADVERSARY_RUNS)
-    adversary_part = (_body(adversary_md) + "\n**Verdict, computed from the table above** "
-                      "(`sierlib.adversary.verdict`):\n\n```\n" + verdict(tradeoff_table(rows)) + "\n```\n"
+    swa_rows = probe_rows(ADVERSARY_RUNS, selection="swa")
+    swa_verdict = ("\nThe same verdict on the recipe's SWA weights, over the runs that measured them:\n\n```\n"
+                   + verdict(tradeoff_table(swa_rows)) + "\n```\n") if len(swa_rows) else ""
+    adversary_part = (_body(adversary_md) + "\n**Verdict, computed from the tables above** "
+                      "(`sierlib.adversary.verdict`), on the best validation epoch's weights:\n\n```\n"
+                      + verdict(tradeoff_table(rows)) + "\n```\n" + swa_verdict
                       if adversary_md.is_file() and len(rows) else "No probe runs are committed yet.\n")
     cross_md = results_dir / CROSS_CORPUS_TABLES.with_suffix(".md").name
     cross_part = _body(cross_md) if cross_md.is_file() else "No cross-corpus runs are committed yet.\n"
