@@ -241,6 +241,10 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
     """Write ``probes_<corpus>.csv`` for each corpus with probe runs and ``adversary_tables.csv``/``.md``."""
     out = Path(results_dir) if results_dir is not None else RESULTS
     rows = probe_rows(runs_dir)
+    if rows.empty:
+        folder = runs_dir if runs_dir is not None else ADVERSARY_RUNS
+        raise FileNotFoundError(f"no probe runs in {folder}: train some with `sier adversary run` (they go there), "
+                                "or derive the committed study's tables with `sier adversary tables --reference`")
     swa_rows = probe_rows(runs_dir, selection="swa")  # the recipe's weights, where they were measured
     written = []
     for corpus, part in pd.concat([rows, swa_rows]).groupby("corpus"):

@@ -7,7 +7,7 @@ import torch
 
 from sierlib.adversary import (BIASED_HEAD_CURVES, PROBE_COLUMNS, adversary_label, adversary_plan, decide_strength,
                                probe_rows,
-                               tradeoff_table, verdict)
+                               tradeoff_table, verdict, write_adversary_tables)
 from sierlib.config import RunConfig, RunOptions
 from sierlib.dataset import holdout_split
 from sierlib.experiments import run
@@ -309,3 +309,9 @@ def test_head_curves_leave_out_the_runs_whose_head_statistics_were_folded_in_k_t
         write_record({**rec, "curves": curve, "git_commit": commit}, tmp_path)
     curves = adversary_curves(tmp_path)
     assert sorted(curves.fold) == [0, 2]  # k = 5 at the biased commit is left out, k = 1 there is kept
+
+
+def test_tables_of_a_folder_without_probe_runs_name_the_folder_and_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"no probe runs in .*sier adversary tables --reference"):
+        write_adversary_tables(tmp_path / "runs", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written
