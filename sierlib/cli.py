@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import (adversary, benchmarks, classical, cluster, crosscorpus, headline, probe, recipe, recipe_tables, report,
+from . import (adversary, benchmarks, classical, cluster, crosscorpus, headline, recipe, recipe_tables, report,
                results, sweep, workers)
 from .audio import CorpusError, check_recordings
 from .config import DEFAULTS, RunOptions
@@ -333,12 +333,6 @@ def cmd_classical(args) -> int:
     return 0
 
 
-def cmd_probe(args) -> int:
-    """Speaker information in the embedding of the default network's runs (results/probe_<corpus>.csv)."""
-    print(probe.run_probes(args.corpus, folds=args.folds, data_root=args.data_root))
-    return 0
-
-
 def cmd_benchmark(args) -> int:
     """Speed benchmarks that print their figures (medians, and ratios measured in the same run)."""
     if args.epochs is not None and args.what not in ("lengths", "sweep"):
@@ -520,9 +514,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="records folder (default results/classical)")
     p.add_argument("--n-jobs", type=int, default=-1)
     p.add_argument("--table-only", action="store_true", help="print the table of finished records")
-    p = command("probe", cmd_probe, description=probe.__doc__)
-    p.add_argument("--corpus", default="emodb", choices=PAPER_CORPORA)
-    p.add_argument("--folds", type=int, nargs="+", default=None)
     p = command("benchmark", cmd_benchmark, description=benchmarks.__doc__)
     p.add_argument("what", choices=["checksums", "features", "train", "encoders", "sweep", "lengths", "recipe", "cluster"])
     p.add_argument("--repeats", type=int, default=3)

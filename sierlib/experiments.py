@@ -3,12 +3,11 @@
 :func:`run` loads the corpus and its features, prepares the fold (standardiser fitted on the
 training speakers only), builds and fits the network (:mod:`sierlib.train`), evaluates the
 selected weights once on the test speakers and writes the record (:mod:`sierlib.records`).
-``notebooks/04_train.ipynb``, the sweep, the probe and the tests all go through it.
+``notebooks/04_train.ipynb``, the sweep, the probe runs and the tests all go through it.
 """
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
@@ -19,10 +18,9 @@ from .dataset import fold_data
 from .features import Features, extract_features
 from .folds import make_folds, write_fold_table
 from .manifest import manifest_sha256
-from .paths import atomic_write
 from .predict import save_network
 from .records import REFERENCE_RUNS, git_commit, make_record, model_path, read_record, record_path, write_record
-from .registry import corpus_name, is_manifest
+from .registry import is_manifest
 from .speakerinfo import speaker_information
 from .train import (build_model, emotion_metrics, fit, part_lengths, predict, resolve_device, seed_everything,
                     speaker_accuracy)
@@ -36,7 +34,7 @@ def finished_record(config: RunConfig, out_dir=None) -> dict | None:
 
 def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataFrame | None = None,
         feats: Features | None = None, progress: bool = True, save: bool = True, return_model: bool = False,
-        checkpoint_dir=None, speed_feats: dict | None = None,
+        speed_feats: dict | None = None,
         test_set: tuple[pd.DataFrame, Features] | None = None):
     """Train and evaluate one run; returns its record (and the network, with the selected
     weights, if ``return_model``).
@@ -49,7 +47,6 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
     copies, else they are extracted or read from the cache). With ``save`` the record is written atomically to
     ``options.out_dir`` (default ``results/local/runs``); with ``options.save_model`` the
     selected network goes beside it, ready for ``sier predict`` (:func:`sierlib.predict.save_network`);
-    with ``checkpoint_dir`` the selected weights go to ``<checkpoint_dir>/<corpus>/<name>.pt``.
     A manifest corpus's fold table is written to ``results/local/folds/<stem>.csv``.
     """
     if options.save_model and config.normalisation != "train_speakers":
@@ -120,12 +117,6 @@ def run(config: RunConfig, options: RunOptions = RunOptions(), *, meta: pd.DataF
             record["speaker_information"] = selections[config.selection]["speaker_information"]
     finally:
         torch.set_num_threads(threads)
-    if checkpoint_dir is not None:  # the selected weights, for later analysis (e.g. sierlib.probe)
-        ckpt = Path(checkpoint_dir) / corpus_name(config.corpus) / f"{config.name}.pt"
-        with atomic_write(ckpt, "wb") as f:
-            torch.save({"name": config.name, "config": config.to_dict(),
-                        "state_dict": result["states"][config.selection]}, f)
-        record["checkpoint"] = str(ckpt)
     if options.save_model:
         record["model"] = str(save_network(model_path(config, options.out_dir), config=config,
                                            state_dict=result["states"][config.selection], data=data, feats=feats, record=record))

@@ -20,7 +20,7 @@ from .config import RunConfig, RunOptions
 from .dataset import load_corpus_features
 from .experiments import run
 from .paper import HEADLINE, PAPER_TABLE1
-from .paths import CHECKPOINTS, REFERENCE_RUNS, STUDY_RUNS
+from .paths import REFERENCE_RUNS, STUDY_RUNS
 from .recipe import recipe_config, study
 from .recipe_tables import al_chosen_on_validation, recipe_comparison
 from .records import read_record, record_path
@@ -67,7 +67,7 @@ def reproduce_headline(corpus: str = "emodb", literal: bool = False, epochs: int
         rec = read_record(record_path(config, options.out_dir))
         if rec is None:
             bar.set_postfix(fold=config.fold, gamma=gamma_label(gamma))
-            rec = run(config, options, meta=meta, feats=feats, progress=False, checkpoint_dir=CHECKPOINTS)
+            rec = run(config, options, meta=meta, feats=feats, progress=False)
         else:
             read_back += 1
         records[gamma].append(rec)

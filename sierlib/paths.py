@@ -37,7 +37,6 @@ LOCAL_FOLDS = LOCAL / "folds"  # a manifest corpus's fold table (your own corpus
 LOCAL_RECIPE = LOCAL / "recipe"
 LOCAL_ADVERSARY = LOCAL / "adversary"
 EXECUTED_NOTEBOOKS = RESULTS / "notebooks"  # notebooks executed by sweeps
-CHECKPOINTS = REPO_ROOT / "cache" / "checkpoints"  # selected weights of `make run`; the probe reads them
 
 
 def data_root(data_root: str | os.PathLike | None = None) -> Path:

@@ -19,7 +19,7 @@ LAYERS = {
              "dataset"],
     "network": ["layers", "encoders", "model", "batching", "train"],
     "one run": ["records", "predict", "speakerinfo", "experiments"],
-    "analysis": ["stats", "classical", "results", "recipe", "recipe_tables", "probe", "adversary", "crosscorpus", "report",
+    "analysis": ["stats", "classical", "results", "recipe", "recipe_tables", "adversary", "crosscorpus", "report",
                  "plots"],
     "launching": ["sweep", "workers", "cluster", "headline", "benchmarks"],
     "command line": ["cli"],
