@@ -305,3 +305,42 @@ def test_07_shows_the_decisions_of_the_records_it_is_given(tmp_path):
     assert re.search(r"^0\s+2dcnn_bigru\s+1\s+2\.5\s+2\.5\s+50\.0\s+50\.0\s+60\.0\s+70\.0\s+1\.0\s+-20\.0\s",
                      ravdess, re.M)
     assert re.search(r"^\d+\s+2\s+2dcnn_bigru\s+1\s+without AL\s+56\.3 ± 8\.1\s+12\s+.*\s1\s+70\.0\s+65\.0\s", ravdess, re.M)
+
+
+# --------------------------------------------------------------------------------------------------
+# 08: the adversary study, from hand-made probe runs (the study itself runs on the real corpora)
+
+
+def test_08_shows_the_tradeoff_and_verdict_of_the_probe_runs_it_is_given(tmp_path):
+    from sierlib.records import write_record
+
+    runs_dir = tmp_path / "probes"
+    # 4 RAVDESS folds x 2 seeds; λ×3 takes the held-out speaker probe from 90 % to 40 % (margin over
+    # chance 85 -> 35: more than half removed) and costs 5 points of emotion on every fold
+    for fold in range(4):
+        for seed in (0, 1):
+            for lam, acc, probe in ((0.0, 0.60, 0.90), (3.0, 0.55, 0.40)):
+                config = RunConfig(corpus="ravdess", gamma=2.5, lambda_max=lam, speaker_holdout=0.2, fold=fold,
+                                   seed=seed)
+                metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc + 0.01 * seed}
+                info = {"speaker_linear_probe": probe, "speaker_mlp_probe": probe, "speaker_head": probe,
+                        "unseen_speaker_eer": 0.40, "emotion_linear_probe": 0.70, "speaker_chance": 0.05,
+                        "emotion_chance": 0.125}
+                write_record({"status": "finished", "name": config.name, "config": config.to_dict(), **metrics,
+                              "speakers": {"train": [], "val": [f"s{(fold + 1) % 4}"], "test": [f"s{fold}"]},
+                              "selections": {"best_val": dict(metrics), "swa": dict(metrics)},
+                              "curves": [{"epoch": e, "lambda": lam * e / 2, "holdout_speaker_accuracy": probe,
+                                          "train_speaker_accuracy": probe} for e in (1, 2)],
+                              "speaker_information": info}, runs_dir)
+    nb = execute("08_adversary.ipynb", tmp_path, runs_dir=str(runs_dir), cross_dir=str(tmp_path / "no-cross"))
+    counts = cell_text(nb, "rows = probe_rows(runs_dir)")
+    assert re.search(r"ravdess\s+1\s+2\.5\s+λ×3\s+8\s+4\s+2\n\s+control\s+8\s+4\s+2\n", counts), counts
+    table = cell_text(nb, "table = tradeoff_table(rows)")
+    assert re.search(r"λ×3\s+8\s+55\.0 ± 0\.0\s+40\.0 ± 0\.0", table), table
+    assert re.search(r"\s-5\.0\s", table) and re.search(r"\s-50\.0\s", table)  # paired against the control
+    assert count_outputs(nb, "plot_tradeoff(table)", "image/png") == 1
+    assert count_outputs(nb, "plot_speaker_head_curves(curves)", "image/png") == 1
+    assert "no cross-corpus runs yet" in cell_text(nb, "cross = cross_rows(cross_dir)")
+    text = cell_text(nb, "print(verdict(table))")
+    assert "capacity control (lambda_max 0) speaker probe 90.0 %" in text
+    assert "removes most speaker information" in text
