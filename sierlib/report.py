@@ -20,7 +20,7 @@ from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, CROSS_CORPUS_RUNS, CROSS_CO
     REFERENCE_RUNS, REPO_ROOT, RESULTS, STUDY_RUNS, write_text_atomic
 from .recipe import study
 from .records import iter_records
-from .registry import PAPER_CORPORA, PRETTY
+from .registry import CORPORA, PAPER_CORPORA, PRETTY
 from .stats import markdown_table
 
 REPORT = REPO_ROOT / "papers" / "reproduction.md"
@@ -196,6 +196,31 @@ def hardware_table(folders=(REFERENCE_RUNS, STUDY_RUNS, ADVERSARY_RUNS, CROSS_CO
     return markdown_table(pd.DataFrame(rows))
 
 
+def probe_coverage(probes: pd.DataFrame, min_seeds: int = 2) -> list[str]:
+    """What the adversary study still lacks for its first target: at every depth 1-4 of each corpus,
+    the capacity control and the paper's adversary (λ×1) over all folds with ``min_seeds`` seeds;
+    one line per corpus that lacks some, with the (resumable) command that runs them."""
+    lines = []
+    for corpus in PAPER_CORPORA:
+        part = probes[probes.corpus == corpus] if len(probes) else probes
+        short = []
+        for depth in (1, 2, 3, 4):
+            for label in ("control", "λ×1"):
+                cell = part[(part.n_cnn_layers == depth) & (part.adversary == label)] if len(part) else part
+                folds = cell.groupby("seed").fold.nunique() if len(cell) else pd.Series(dtype=int)
+                seeds = int((folds == CORPORA[corpus].n_folds).sum())
+                if seeds < min_seeds:
+                    short.append((depth, label, seeds))
+        if short:
+            depths = sorted({depth for depth, _, _ in short})
+            cells = ", ".join(f"{d} block{'s' * (d > 1)} {label} ({n} seed{'s' * (n != 1)})" for d, label, n in short)
+            lines.append(f"- Adversary study, {corpus}: fewer than {min_seeds} seeds over all folds at "
+                         f"{cells}: `sier adversary run --corpus {corpus} --depths "
+                         f"{' '.join(map(str, depths))} --strengths 0 1 --seeds {' '.join(map(str, range(min_seeds)))}` "
+                         f"(finished runs are skipped).")
+    return lines
+
+
 def open_items(results_dir: Path = RESULTS) -> str:
     t1 = pd.read_csv(results_dir / "table1.csv", dtype={"gamma": str})
     t2 = pd.read_csv(results_dir / "table2.csv", dtype={"gamma": str})
@@ -224,16 +249,7 @@ def open_items(results_dir: Path = RESULTS) -> str:
     lines.append("- The §4.2 grid (16 network sizes per cell, chosen on validation speakers): 16 times the compute of "
                  "Table 1.")
     probes = probe_rows(ADVERSARY_RUNS)
-    for corpus in PAPER_CORPORA:
-        part = probes[probes.corpus == corpus] if len(probes) else probes
-        depths = sorted(set(part.n_cnn_layers)) if len(part) else []
-        missing = [d for d in (1, 2, 3, 4) if d not in depths]
-        seeds = sorted(set(part[part.n_cnn_layers == 1].seed)) if len(part) else []
-        if missing or len(seeds) < 2:
-            lines.append(f"- Adversary study, {corpus}: probe runs at {len(depths)} of 4 depths"
-                         + (f" (missing {' '.join(map(str, missing))}: `sier adversary run --corpus {corpus} --depths "
-                            f"{' '.join(map(str, missing))} --strengths 0 1`)" if missing else "")
-                         + f"; {len(seeds)} seed(s) at 1 block.")
+    lines += probe_coverage(probes)
     biased = probes[(probes.adversary_head_steps > 1) & probes.git_commit.astype(str).str.startswith(
         BIASED_HEAD_CURVES)] if len(probes) else probes
     if len(biased):

@@ -21,3 +21,23 @@ def test_the_readme_headline_table_is_the_generated_one():
     first_screen = "\n".join(text.splitlines()[:60])  # what the method is, the headline table, the set-up
     assert "gradient-reversal" in first_screen and "recipe, AL (γ chosen on validation)" in first_screen
     assert "make run" in first_screen and "make test" in first_screen
+
+
+def test_the_open_items_name_each_depth_whose_control_or_paper_adversary_lacks_seeds():
+    import pandas as pd
+
+    from sierlib.report import probe_coverage
+
+    rows = [{"corpus": "emodb", "n_cnn_layers": d, "adversary": a, "seed": s, "fold": f}
+            for d in (1, 2, 3, 4) for a in ("control", "λ×1") for s in (0, 1) for f in range(5)
+            if not (d == 3 and a == "λ×1" and s == 1 and f == 4)]  # one fold short: that seed is not complete
+    rows += [{"corpus": "emodb", "n_cnn_layers": 1, "adversary": "λ×3", "seed": 0, "fold": f} for f in range(5)]
+    lines = probe_coverage(pd.DataFrame(rows))
+    assert len(lines) == 2  # Emo-DB, and RAVDESS, which has no probe runs
+    emodb, ravdess = lines
+    assert "emodb: fewer than 2 seeds over all folds at 3 blocks λ×1 (1 seed):" in emodb
+    assert "--depths 3 --strengths 0 1 --seeds 0 1" in emodb
+    assert "1 block control (0 seeds)" in ravdess and "4 blocks λ×1 (0 seeds)" in ravdess
+    assert "--depths 1 2 3 4" in ravdess
+    assert probe_coverage(pd.DataFrame([r for r in rows if r["corpus"] == "emodb"]), min_seeds=1)[0].startswith(
+        "- Adversary study, ravdess")
