@@ -320,12 +320,17 @@ def adversary_curves(runs_dir=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# a setting paired with its control on fewer folds is listed, but judged on nothing (a study
+# stopped part-way leaves such rows; two folds can give a confidence interval of width zero)
+MIN_VERDICT_FOLDS = 3
+
+
 def verdict(table: pd.DataFrame) -> str:
     """For each corpus and depth of a :func:`tradeoff_table`: the control's speaker information,
     each strength's, and whether it removes most of it -- the held-out linear speaker probe's margin
     over chance at most half the control's, or the unseen-speaker EER at 45 % or more where the control's is below
     that (where the control is already there, the EER cannot tell) -- with its paired effect on
-    emotion."""
+    emotion. A setting paired on fewer than :data:`MIN_VERDICT_FOLDS` folds is listed without a verdict."""
     lines = []
     for (corpus, depth, gamma), part in table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False):
         control = part[part.lambda_max == 0]
@@ -341,22 +346,25 @@ def verdict(table: pd.DataFrame) -> str:
                                                    "cannot tell here, only the probe can."))
         removing = []
         for _, r in part[part.lambda_max > 0].iterrows():
+            judged = r.folds_paired >= MIN_VERDICT_FOLDS
             chance = c.speaker_chance  # "most" of what the control holds above chance
-            removed = (r.speaker_linear_probe_mean - chance <= (c.speaker_linear_probe_mean - chance) / 2
-                       or (eer_informative and r.unseen_speaker_eer_mean >= 45))
+            removed = judged and (r.speaker_linear_probe_mean - chance <= (c.speaker_linear_probe_mean - chance) / 2
+                                  or (eer_informative and r.unseen_speaker_eer_mean >= 45))
             removing += [r.adversary] if removed else []
             lines.append(f"  {r.adversary.replace('λ×', 'lambda_max ')}: speaker probe {r.speaker_linear_probe_mean:.1f} % "
                          f"({r.speaker_probe_diff:+.1f}, p {r.speaker_probe_p:.4g}), EER "
                          f"{r.unseen_speaker_eer_mean:.1f} %, emotion {r.test_accuracy_mean:.1f} % "
                          f"({r.emotion_diff:+.1f}, 95 % CI [{r.emotion_ci_low:+.1f}, {r.emotion_ci_high:+.1f}], p "
                          f"{r.emotion_p:.4g}; {int(r.folds_paired)} folds, {int(r.paired_runs)} paired runs)"
-                         + ("  <- removes most speaker information" if removed else ""))
+                         + ("  <- removes most speaker information" if removed else "")
+                         + ("" if judged else f"  (fewer than {MIN_VERDICT_FOLDS} paired folds: no verdict)"))
         if not removing:
             lines.append("  No setting tried removes most speaker information.")
         paper = PAPER_TABLE1.get(corpus, {})
-        if (depth, float(gamma)) in paper and (depth, None) in paper and len(part[part.adversary == "λ×1"]):
+        judged = part[(part.adversary == "λ×1") & (part.folds_paired >= MIN_VERDICT_FOLDS)]
+        if (depth, float(gamma)) in paper and (depth, None) in paper and len(judged):
             gain = paper[(depth, float(gamma))][0] - paper[(depth, None)][0]
-            r = part[part.adversary == "λ×1"].iloc[0]
+            r = judged.iloc[0]
             holds = r.emotion_ci_low <= gain <= r.emotion_ci_high
             lines.append(f"  The paper's claim at this cell: AL {gain:+.1f} over no AL ({paper[(depth, float(gamma))][0]} "
                          f"against {paper[(depth, None)][0]}). The paper's adversary (lambda_max 1) here: "

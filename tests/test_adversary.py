@@ -315,3 +315,13 @@ def test_tables_of_a_folder_without_probe_runs_name_the_folder_and_the_fix(tmp_p
     with pytest.raises(FileNotFoundError, match=r"no probe runs in .*sier adversary tables --reference"):
         write_adversary_tables(tmp_path / "runs", tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_a_setting_paired_on_too_few_folds_gets_no_verdict(tmp_path):
+    for fold in range(2):  # a study stopped after two folds: both differences equal, a CI of width zero
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.9), tmp_path)
+        write_record(_record("ravdess", 1.0, fold, 0, 0.55, 0.1), tmp_path)
+    text = verdict(tradeoff_table(probe_rows(tmp_path)))
+    assert "(fewer than 3 paired folds: no verdict)" in text
+    assert "removes most speaker information" not in text.replace("No setting tried removes most", "")
+    assert "The paper's claim" not in text
