@@ -9,9 +9,10 @@ layers below it (``tests/test_layers.py`` keeps it so; the README's "Architectur
 3. data: ``audio``, ``download``, ``folds``, ``manifest``, ``corpora``, ``synthetic``,
    ``features``, ``feature_stats``, ``dataset``
 4. network: ``layers``, ``encoders``, ``model``, ``batching``, ``train``
-5. one run: ``records``, ``predict`` (saved networks: predict, embed), ``experiments``
-6. analysis: ``stats``, ``classical``, ``tables``, ``recipe``, ``recipe_tables``, ``probe``, ``plots``,
-   ``report``
+5. one run: ``records``, ``predict`` (saved networks: predict, embed), ``speakerinfo`` (speaker
+   information of an embedding), ``experiments``
+6. analysis: ``stats``, ``classical``, ``results``, ``recipe``, ``recipe_tables``, ``adversary``,
+   ``crosscorpus``, ``report``, ``plots``
 7. launching: ``sweep``, ``workers``, ``cluster``, ``headline``, ``benchmarks``
 8. the command line: ``cli`` (``sier``)
 """

@@ -139,3 +139,10 @@ def test_no_module_is_long_without_saying_why():
         if len(text.splitlines()) > 430:
             doc = ast.get_docstring(ast.parse(text)) or ""
             assert "longer than" in doc, f"sierlib/{name}.py has {len(text.splitlines())} lines: split it or say why"
+
+
+def test_the_package_docstring_names_the_same_modules():
+    import sierlib
+
+    named = set(re.findall(r"``([a-z_]+)``", sierlib.__doc__)) - {"sier"}  # modules, not classes or the command
+    assert named == set(LAYER_OF), f"sierlib/__init__.py: add {sorted(set(LAYER_OF) - named)}, drop {sorted(named - set(LAYER_OF))}"
