@@ -89,10 +89,10 @@ def _knobs(c: dict) -> tuple:
 
 
 def recipe_key(config: dict) -> str:
-    """What a probe run trained, less what the study varies (fold, seed, the adversary's knobs):
+    """What a probe run trained, less what the study varies (fold, seed, γ, the adversary's knobs):
     a short hash, equal for the runs of one recipe, so that runs of two recipes are never pooled."""
     c = {**RunConfig().to_dict(), **config}
-    base = {k: v for k, v in c.items() if k not in {"fold", "seed", *ADVERSARY_FIELDS}}
+    base = {k: v for k, v in c.items() if k not in {"fold", "seed", "gamma", *ADVERSARY_FIELDS}}
     return hashlib.sha256(json.dumps(base, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -131,14 +131,36 @@ def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = PROBE_
     return pd.DataFrame(rows)
 
 
+def share_controls(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with the capacity control runs of a corpus and depth copied to each γ whose AL runs
+    have none of their own (column ``control_gamma``: the γ they were trained at, blank for a γ's
+    own). λ is 0 throughout a control run, so γ trains nothing in it: the control at one γ is the
+    control at every γ. Where controls were trained at several γ, those with the most runs are
+    lent. Controls of another recipe are never lent (:func:`recipe_key`)."""
+    rows = rows.assign(control_gamma="")
+    lent = []
+    for (corpus, depth, gamma), cell in rows.groupby(["corpus", "n_cnn_layers", "gamma"]):
+        if (cell.lambda_max == 0).any() or not (cell.lambda_max > 0).any():
+            continue
+        donors = rows[(rows.corpus == corpus) & (rows.n_cnn_layers == depth) & (rows.lambda_max == 0)
+                      & rows.recipe.isin(set(cell.recipe))]
+        if donors.empty:
+            continue
+        donor_gamma = donors.gamma.value_counts().sort_index().idxmax()
+        lent.append(donors[donors.gamma == donor_gamma].assign(gamma=gamma, control_gamma=donor_gamma))
+    return pd.concat([rows, *lent], ignore_index=True)
+
+
 def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One row per corpus, depth, gamma and adversary setting (:func:`adversary_label`): means ± std (%) over its fold x seed
     runs of emotion test accuracy, held-out speaker identification (linear, MLP, the adversary's
     head), unseen-speaker EER and the emotion probe; and, for ``lambda_max > 0``, the paired
     difference from the capacity control (``lambda_max = 0``, same folds and seeds; each fold's
     seeds averaged first) in emotion test accuracy and in the linear speaker probe, with exact
-    sign-flip p-values."""
+    sign-flip p-values. A γ without control runs of its own is paired with those of another γ
+    (:func:`share_controls`; ``control_gamma`` names it)."""
     _one_recipe_per_cell(rows)
+    rows = share_controls(rows)
     out = []
     keys = ["corpus", "n_cnn_layers", "gamma", "adversary"]
     rows = rows.assign(_order=[_knobs(r) for r in rows[list(ADVERSARY_FIELDS)].to_dict("records")])
@@ -149,6 +171,7 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
             m, s = mean_std(cell[col].dropna())
             row[f"{col}_mean"], row[col] = m, fmt(m, s) if len(cell[col].dropna()) else ""
         row["speaker_chance"] = 100 * cell.speaker_chance.mean()
+        row["control_gamma"] = cell.control_gamma.iloc[0]
         control = rows[(rows.corpus == key[0]) & (rows.n_cnn_layers == key[1]) & (rows.gamma == key[2])
                        & (rows.lambda_max == 0)]
         if row["lambda_max"] > 0 and len(control):
@@ -234,7 +257,7 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
 
 SHOWN = ["corpus", "n_cnn_layers", "gamma", "adversary", "runs", "test_accuracy", "speaker_linear_probe",
          "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer", "emotion_linear_probe", "folds_paired",
-         "emotion_diff", "emotion_p", "speaker_probe_diff", "speaker_probe_p"]
+         "emotion_diff", "emotion_p", "speaker_probe_diff", "speaker_probe_p", "control_gamma"]
 
 
 def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
@@ -268,7 +291,9 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
           "emotion on the test speakers; speaker_linear_probe / speaker_mlp_probe / speaker_head = speaker "
           "identification of the held-out utterances (chance 1/training speakers); unseen_speaker_eer = cosine "
           "verification EER over the validation and test speakers (chance 50); emotion_linear_probe = emotion of the "
-          "held-out utterances. *_diff: paired against lambda_max 0 over folds (seeds averaged), exact sign-flip p. "
+          "held-out utterances. *_diff: paired against lambda_max 0 over folds (seeds averaged), exact sign-flip p; "
+          "control_gamma: a γ without control runs of its own is paired with the controls trained at this γ (λ is 0 "
+          "throughout a control, so γ trains nothing in it). "
           "Every figure of a row is of the same weights: the best validation epoch's (every probe run measured "
           "those), then, in the sections marked SWA, the recipe's SWA weights (the runs that measured them).\n")
     for weights, part_table in (("best validation epoch", table), ("SWA", swa_table)):
@@ -291,7 +316,7 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
                                       "diff_to_best", "diff_sem", "chosen"]].astype({"n_runs": int}).round(2))
                + "\nHeld-out check: for each test fold, the decision again without the folds whose validation "
                  "speakers are its test speakers, and that decision's test accuracy on the fold against no push:\n\n"
-               + markdown_table(held[["corpus", "check", "option", "test_fold_accuracy",
+               + markdown_table(held[["corpus", "n_cnn_layers", "gamma", "check", "option", "test_fold_accuracy",
                                       "test_fold_accuracy_no_push"]].round(1)))
     with atomic_write(csv_path.with_suffix(".md")) as f:
         f.write(md)
@@ -338,8 +363,9 @@ def verdict(table: pd.DataFrame) -> str:
             continue
         c = control.iloc[0]
         eer_informative = c.unseen_speaker_eer_mean < 45
+        lent = f", trained at γ {c.control_gamma}: λ is 0 throughout, so γ trains nothing" if isinstance(c.get("control_gamma"), str) and c.control_gamma else ""
         lines.append(f"{PRETTY.get(corpus, corpus)}, {depth} CNN block(s), γ {gamma}: capacity control "
-                     f"(lambda_max 0) speaker probe {c.speaker_linear_probe_mean:.1f} % (chance "
+                     f"(lambda_max 0{lent}) speaker probe {c.speaker_linear_probe_mean:.1f} % (chance "
                      f"{c.speaker_chance:.1f} %), EER {c.unseen_speaker_eer_mean:.1f} %, emotion "
                      f"{c.test_accuracy_mean:.1f} %."
                      + ("" if eer_informative else " Its EER is already at least 45 %: the EER criterion "

@@ -111,7 +111,7 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
     nrows = -(-len(stages) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 4.0 * nrows), squeeze=False, sharey=True)
     for ax in axes.flat[len(stages):]:
-        ax.set_visible(False)
+        ax.remove()
     for ax, (stage, factor) in zip(axes.flat, stages):
         part = scores[scores.stage == stage]
         d = decisions[decisions.stage == stage]
@@ -133,6 +133,17 @@ def plot_recipe_stages(scores: pd.DataFrame, decisions: pd.DataFrame):
     return fig
 
 
+def _panel_grid(n: int, width: float, height: float, ncols: int = 4):
+    """``n`` panels in rows of at most ``ncols``, as a flat list; the spare panels of the last row removed."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    axes = list(axes.flat)
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
 def plot_tradeoff(table: pd.DataFrame):
     """Emotion test accuracy against the held-out linear speaker probe, one point per adversary
     setting (:func:`sierlib.adversary.tradeoff_table`), one panel per corpus and depth: one line
@@ -141,14 +152,14 @@ def plot_tradeoff(table: pd.DataFrame):
     control at other depths) are left to :func:`plot_speaker_information_by_depth`."""
     panels = [(key, part) for key, part in table.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False)
               if len(part) > 1]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
+    fig, axes = _panel_grid(len(panels), 5.5, 4.2)
     head_knobs = [k for k in ADVERSARY_FIELDS if k != "lambda_max"]  # what makes a kind of head
     pushed = table[table.lambda_max > 0].fillna({"speaker_fc_hidden": 0})
     paper_head = tuple(DEFAULTS[k] if DEFAULTS[k] is not None else 0 for k in head_knobs)
     kinds = sorted(set(map(tuple, pushed[head_knobs].to_numpy().tolist())), key=lambda k: (k != paper_head, k))
     palette = sns.color_palette("tab10")
     colour_of = {kind: palette[i % len(palette)] for i, kind in enumerate(kinds)}  # one colour per kind, every panel
-    for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
+    for ax, ((corpus, depth, gamma), part) in zip(axes, panels):
         control = part[part.lambda_max == 0]
         for kind, points in pushed[pushed.index.isin(part.index)].groupby(head_knobs, sort=True):
             paper, colour = kind == paper_head, colour_of[kind]
@@ -178,15 +189,21 @@ def plot_tradeoff(table: pd.DataFrame):
 def plot_speaker_information_by_depth(table: pd.DataFrame, settings=("control", "λ×1")):
     """Held-out speaker identification (linear probe) and emotion test accuracy against the CNN
     depth, one line per adversary setting of ``settings`` (the capacity control, the paper's
-    adversary), one row of two panels per corpus (:func:`sierlib.adversary.tradeoff_table`)."""
+    adversary), one row of two panels per corpus (:func:`sierlib.adversary.tradeoff_table`). A
+    setting trained at several γ gets a line per γ; a control lent to another γ is drawn once. The
+    control comes first, in the same colour on every row."""
     corpora = list(dict.fromkeys(table.corpus))
     fig, axes = plt.subplots(len(corpora), 2, figsize=(10, 3.3 * len(corpora)), squeeze=False)
+    own = table[table.control_gamma.fillna("") == ""] if "control_gamma" in table else table
     for row, corpus in zip(axes, corpora):
-        part = table[(table.corpus == corpus) & table.adversary.isin(settings)]
-        for (setting, line), marker in zip(part.groupby("adversary", sort=False), "os^"):
+        part = own[(own.corpus == corpus) & own.adversary.isin(settings)]
+        several = part.groupby("adversary").gamma.nunique() > 1
+        lines = sorted(part.groupby(["adversary", "gamma"]), key=lambda kv: (kv[0][0] != "control", kv[0]))
+        for ((setting, gamma), line), marker, colour in zip(lines, "os^vD<>", sns.color_palette("tab10")):
             line = line.sort_values("n_cnn_layers")
-            row[0].plot(line.n_cnn_layers, line.speaker_linear_probe_mean, marker=marker, label=setting)
-            row[1].plot(line.n_cnn_layers, line.test_accuracy_mean, marker=marker, label=setting)
+            label = f"{setting}, γ {gamma}" if several[setting] else setting
+            row[0].plot(line.n_cnn_layers, line.speaker_linear_probe_mean, marker=marker, color=colour, label=label)
+            row[1].plot(line.n_cnn_layers, line.test_accuracy_mean, marker=marker, color=colour, label=label)
         row[0].axhline(part.speaker_chance.iloc[0], ls=":", color="0.4", label="speaker chance")
         row[0].set(title=f"{corpus}: speaker information", xlabel="CNN blocks",
                    ylabel="held-out speaker identification (%)", xticks=[1, 2, 3, 4])
@@ -202,8 +219,8 @@ def plot_speaker_head_curves(curves: pd.DataFrame):
     """The speaker head's held-out accuracy after each epoch, mean over runs, one line per
     adversary setting, one panel per corpus (:func:`sierlib.adversary.adversary_curves`)."""
     panels = list(curves.groupby(["corpus", "n_cnn_layers", "gamma"], sort=False))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 3.8), squeeze=False)
-    for ax, ((corpus, depth, gamma), part) in zip(axes[0], panels):
+    fig, axes = _panel_grid(len(panels), 5.5, 3.8)
+    for ax, ((corpus, depth, gamma), part) in zip(axes, panels):
         mean = part.groupby(["adversary", "epoch"]).holdout_speaker_accuracy.mean().mul(100).reset_index()
         for name, line in mean.groupby("adversary", sort=False):
             ax.plot(line.epoch, line.holdout_speaker_accuracy, label=name)

@@ -19,6 +19,7 @@ from .paper import PAPER_TABLE1
 from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, CROSS_CORPUS_RUNS, CROSS_CORPUS_TABLES, DECISIONS, RECIPE_TABLES, \
     REFERENCE_RUNS, REPO_ROOT, RESULTS, STUDY_RUNS, write_text_atomic
 from .recipe import study
+from .recipe_tables import al_chosen_on_validation, recipe_comparison
 from .records import iter_records
 from .registry import CORPORA, PAPER_CORPORA, PRETTY
 from .stats import markdown_table
@@ -196,29 +197,51 @@ def hardware_table(folders=(REFERENCE_RUNS, STUDY_RUNS, ADVERSARY_RUNS, CROSS_CO
     return markdown_table(pd.DataFrame(rows))
 
 
-def probe_coverage(probes: pd.DataFrame, min_seeds: int = 2) -> list[str]:
+def probe_coverage(probes: pd.DataFrame, min_seeds: int = 2, gammas: dict | None = None) -> list[str]:
     """What the adversary study still lacks for its first target: at every depth 1-4 of each corpus,
     the capacity control and the paper's adversary (λ×1) over all folds with ``min_seeds`` seeds;
-    one line per corpus that lacks some, with the (resumable) command that runs them."""
+    one line per corpus that lacks some, with the (resumable) commands that run them. ``gammas``
+    maps ``(corpus, depth)`` to the γ (a label, e.g. ``"1.25"``) that λ×1 must have there: the
+    recipe's validation-chosen γ (:func:`chosen_gammas`); without it any γ counts. The control
+    counts at any γ (λ is 0 throughout it, so γ trains nothing)."""
     lines = []
     for corpus in PAPER_CORPORA:
         part = probes[probes.corpus == corpus] if len(probes) else probes
         short = []
         for depth in (1, 2, 3, 4):
             for label in ("control", "λ×1"):
+                gamma = (gammas or {}).get((corpus, depth)) if label == "λ×1" else None
                 cell = part[(part.n_cnn_layers == depth) & (part.adversary == label)] if len(part) else part
+                cell = cell[cell.gamma == gamma] if gamma is not None and len(cell) else cell
                 folds = cell.groupby("seed").fold.nunique() if len(cell) else pd.Series(dtype=int)
                 seeds = int((folds == CORPORA[corpus].n_folds).sum())
                 if seeds < min_seeds:
-                    short.append((depth, label, seeds))
+                    short.append((depth, label, seeds, gamma))
         if short:
-            depths = sorted({depth for depth, _, _ in short})
-            cells = ", ".join(f"{d} block{'s' * (d > 1)} {label} ({n} seed{'s' * (n != 1)})" for d, label, n in short)
-            lines.append(f"- Adversary study, {corpus}: fewer than {min_seeds} seeds over all folds at "
-                         f"{cells}: `sier adversary run --corpus {corpus} --depths "
-                         f"{' '.join(map(str, depths))} --strengths 0 1 --seeds {' '.join(map(str, range(min_seeds)))}` "
-                         f"(finished runs are skipped).")
+            cells = ", ".join(f"{d} block{'s' * (d > 1)} {label}{f' at γ {g}' if g else ''} "
+                              f"({n} seed{'s' * (n != 1)})" for d, label, n, g in short)
+            seeds = " ".join(map(str, range(min_seeds)))
+            runs = defaultdict(list)  # one command per strength and γ
+            for depth, label, _, gamma in short:
+                runs[(label, gamma)].append(depth)
+            commands = "; ".join(f"`sier adversary run --corpus {corpus}{f' --gamma {g}' if g else ''} --depths "
+                                 f"{' '.join(map(str, depths))} --strengths {0 if label == 'control' else 1} "
+                                 f"--seeds {seeds}`" for (label, g), depths in runs.items())
+            lines.append(f"- Adversary study, {corpus}: fewer than {min_seeds} seeds over all folds at {cells}: "
+                         f"{commands} (finished runs are skipped).")
     return lines
+
+
+def chosen_gammas() -> dict:
+    """``(corpus, depth) -> γ label`` that the validation speakers choose for the recipe at each depth
+    of the committed recipe tables (:func:`sierlib.recipe_tables.al_chosen_on_validation`)."""
+    recipe = study(STUDY_RUNS).recipe
+    out = {}
+    for corpus in PAPER_CORPORA:
+        chosen = al_chosen_on_validation(recipe_comparison(recipe, corpus))
+        for r in chosen[chosen.encoder == "2dcnn_bigru"].itertuples():
+            out[(corpus, r.n_cnn_layers)] = r.gamma_chosen
+    return out
 
 
 def open_items(results_dir: Path = RESULTS) -> str:
@@ -249,7 +272,7 @@ def open_items(results_dir: Path = RESULTS) -> str:
     lines.append("- The §4.2 grid (16 network sizes per cell, chosen on validation speakers): 16 times the compute of "
                  "Table 1.")
     probes = probe_rows(ADVERSARY_RUNS)
-    lines += probe_coverage(probes)
+    lines += probe_coverage(probes, gammas=chosen_gammas())
     biased = probes[(probes.adversary_head_steps > 1) & probes.git_commit.astype(str).str.startswith(
         BIASED_HEAD_CURVES)] if len(probes) else probes
     if len(biased):

@@ -147,8 +147,8 @@ def test_a_probe_run_records_speaker_information_and_the_scaled_lambda(synthetic
     assert all("holdout_speaker_accuracy" in row for row in rec["curves"])
 
 
-def _record(corpus, lam, fold, seed, acc, probe, val=None, **knobs):
-    config = RunConfig(corpus=corpus, gamma=2.5, lambda_max=lam, speaker_holdout=0.2, fold=fold, seed=seed, **knobs)
+def _record(corpus, lam, fold, seed, acc, probe, val=None, gamma=2.5, **knobs):
+    config = RunConfig(corpus=corpus, gamma=gamma, lambda_max=lam, speaker_holdout=0.2, fold=fold, seed=seed, **knobs)
     metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc if val is None else val}
     # leave-two-speakers-out roles: fold k's validation speakers are fold k+1's test speakers
     speakers = {"train": [], "val": [f"s{(fold + 1) % 4}"], "test": [f"s{fold}"]}  # 4 folds, cyclic
@@ -279,6 +279,12 @@ def test_the_depth_plot_draws_each_setting_against_depth(tmp_path):
     assert len(fig.axes) == 2 and [list(l.get_xdata()) for l in lines[:2]] == [[1, 2], [1, 2]]
     assert list(lines[0].get_ydata()) == pytest.approx([90, 60])
     assert len(plot_tradeoff(table).axes) == 2  # one panel per cell with more than one setting
+    for fold in range(2):  # λ×1 at another γ too: its own line, and the control it borrows is not drawn again
+        write_record(_record("ravdess", 1.0, fold, 0, 0.5, 0.5, gamma=1.25), tmp_path)
+    table = tradeoff_table(probe_rows(tmp_path))
+    labels = [t.get_text() for t in plot_speaker_information_by_depth(table).axes[0].get_legend().get_texts()]
+    assert sorted(labels) == ["control", "speaker chance", "λ×1, γ 1.25", "λ×1, γ 2.5"]
+    assert len(plot_tradeoff(table).axes) == 3
 
 
 def test_the_tradeoff_plot_draws_one_line_per_kind_of_head_from_the_control(tmp_path):
@@ -325,3 +331,24 @@ def test_a_setting_paired_on_too_few_folds_gets_no_verdict(tmp_path):
     assert "(fewer than 3 paired folds: no verdict)" in text
     assert "removes most speaker information" not in text.replace("No setting tried removes most", "")
     assert "The paper's claim" not in text
+
+
+def test_a_gamma_without_controls_of_its_own_borrows_those_of_another_gamma(tmp_path):
+    """λ is 0 throughout a capacity control, so the controls at γ 2.5 pair with AL at γ 1.25;
+    never a control of another recipe."""
+    for fold in range(4):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90), tmp_path)
+        write_record(_record("ravdess", 1.0, fold, 0, 0.50, 0.70, gamma=1.25), tmp_path)
+    rows = probe_rows(tmp_path)
+    table = tradeoff_table(rows).set_index(["gamma", "lambda_max"])
+    assert set(table.index) == {("2.5", 0.0), ("1.25", 0.0), ("1.25", 1.0)}
+    assert table.loc[("1.25", 0.0)].control_gamma == "2.5" and table.loc[("2.5", 0.0)].control_gamma == ""
+    paired = table.loc[("1.25", 1.0)]
+    assert paired.folds_paired == 4 and paired.emotion_diff == pytest.approx(-10)
+    assert "γ 1.25: capacity control (lambda_max 0, trained at γ 2.5" in verdict(tradeoff_table(rows))
+    other = tmp_path / "other"
+    for fold in range(4):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90, epochs=60), other)
+        write_record(_record("ravdess", 1.0, fold, 0, 0.50, 0.70, gamma=1.25), other)
+    table = tradeoff_table(probe_rows(other))
+    assert len(table) == 2 and "emotion_diff" not in table  # another recipe's control lends nothing

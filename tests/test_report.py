@@ -36,8 +36,13 @@ def test_the_open_items_name_each_depth_whose_control_or_paper_adversary_lacks_s
     assert len(lines) == 2  # Emo-DB, and RAVDESS, which has no probe runs
     emodb, ravdess = lines
     assert "emodb: fewer than 2 seeds over all folds at 3 blocks λ×1 (1 seed):" in emodb
-    assert "--depths 3 --strengths 0 1 --seeds 0 1" in emodb
+    assert "`sier adversary run --corpus emodb --depths 3 --strengths 1 --seeds 0 1`" in emodb
     assert "1 block control (0 seeds)" in ravdess and "4 blocks λ×1 (0 seeds)" in ravdess
     assert "--depths 1 2 3 4" in ravdess
     assert probe_coverage(pd.DataFrame([r for r in rows if r["corpus"] == "emodb"]), min_seeds=1)[0].startswith(
         "- Adversary study, ravdess")
+    # λ×1 counts only at the validation-chosen γ where one is given; the control at any γ
+    rows = [{**r, "gamma": "3.33"} for r in rows]
+    emodb = probe_coverage(pd.DataFrame(rows), min_seeds=1, gammas={("emodb", 2): "1.25"})[0]
+    assert "at 2 blocks λ×1 at γ 1.25 (0 seeds):" in emodb and "control" not in emodb
+    assert "`sier adversary run --corpus emodb --gamma 1.25 --depths 2 --strengths 1 --seeds 0`" in emodb
