@@ -147,6 +147,18 @@ def test_a_probe_run_records_speaker_information_and_the_scaled_lambda(synthetic
     assert all("holdout_speaker_accuracy" in row for row in rec["curves"])
 
 
+def test_the_capacity_control_trains_the_same_network_at_every_gamma(synthetic_root, synthetic_feats,
+                                                                     synthetic_cache, tmp_path, monkeypatch):
+    """What lets a γ borrow another γ's controls (sierlib.adversary.share_controls): at
+    lambda_max 0, λ is 0 throughout, so γ changes nothing the run records."""
+    monkeypatch.setenv("SIER_CACHE", str(synthetic_cache))
+    recs = [run(RunConfig(corpus="synthetic", fold=0, gamma=gamma, lambda_max=0.0, speaker_holdout=0.25, **TINY),
+                RunOptions(device="cpu", data_root=str(synthetic_root), out_dir=str(tmp_path / str(gamma))),
+                progress=False) for gamma in (1.25, 3.33)]
+    low, high = ({k: rec[k] for k in ("curves", "selections", "speaker_information")} for rec in recs)
+    assert low == high and all(row["lambda"] == 0 for row in recs[0]["curves"])
+
+
 def _record(corpus, lam, fold, seed, acc, probe, val=None, gamma=2.5, **knobs):
     config = RunConfig(corpus=corpus, gamma=gamma, lambda_max=lam, speaker_holdout=0.2, fold=fold, seed=seed, **knobs)
     metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc if val is None else val}
