@@ -1,8 +1,9 @@
 """Collection rules for ``pytest --nbval`` typed at the repository root: the unit tests and the
 numbered notebooks (``notebooks/NN_name.ipynb``), never executed copies left lying around
 (``out.ipynb``, papermill outputs, checkpoints). A notebook that reads the corpora says so in
-its metadata (``"sier": {"reads_corpora": true}``) and is skipped, with the reason, where they
-are not found, as the real-corpus tests are (``tests/conftest.py``)."""
+its metadata (``"sier": {"reads_corpora": true}``) and is skipped, with the fix, where either
+corpus is missing from the folder the notebooks read (``sierlib.paths.data_root``: ``SIER_DATA``,
+else ``data/``)."""
 import json
 import re
 from pathlib import Path
@@ -35,5 +36,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if Path(str(item.path)) in skipped:
             item.add_marker(pytest.mark.skip(reason=f"{item.path.name} reads the corpora and {' and '.join(missing)} "
-                                                    f"{'is' if len(missing) == 1 else 'are'} not in {root}: set SIER_DATA to the folder holding them, "
-                                                    f"or fetch them with `sier download emodb ravdess`"))
+                                                    f"{'is' if len(missing) == 1 else 'are'} not in {root}: set SIER_DATA to the folder holding "
+                                                    f"emodb/ and ravdess/, or fetch with `sier download "
+                                                    f"{' '.join(missing)}`"))

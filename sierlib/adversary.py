@@ -23,8 +23,10 @@ from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, RESULTS, atomic_write, writ
 from .recipe import Stage, decide, recipe_config, validation_score
 from .records import iter_records, speaker_information_at
 from .registry import CORPORA, PRETTY
-from .stats import fmt, gamma_label, markdown_table, mean_std, paired_test
+from .stats import WITHOUT_AL, fmt, gamma_label, markdown_table, mean_std, paired_test
 
+PAIRED_COLUMNS = ["paired_runs", "folds_paired", "emotion_diff", "emotion_ci_low", "emotion_ci_high", "emotion_p",
+                  "speaker_probe_diff", "speaker_probe_p"]  # an AL setting against its control, in tradeoff_table
 HOLDOUT = 0.2  # the share of each training speaker's utterances a probe run holds out
 STRENGTHS = (0.0, 1.0, 3.0, 9.0)  # lambda_max: 0 is the capacity control, 1 the paper
 PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer",
@@ -71,6 +73,8 @@ def adversary_label(config: dict) -> str:
     """A setting of the adversary in words: ``"control"`` (``lambda_max`` 0), ``"λ×1"`` (the
     paper), ``"λ×3, warm-up 5, head lr ×10"``, ..."""
     c = {**RunConfig().to_dict(), **config}
+    if c["gamma"] is None:
+        return WITHOUT_AL  # no speaker head: lambda_max and the other knobs do nothing
     if c["lambda_max"] == 0:
         return "control"
     words = [f"λ×{c['lambda_max']:g}"]
@@ -131,24 +135,42 @@ def probe_rows(runs_dir=None, corpus: str | None = None, selection: str = PROBE_
     return pd.DataFrame(rows)
 
 
+def _lend_controls(cells: dict, recipe_of) -> dict:
+    """``cells``: ``(corpus, depth, γ label)`` -> ``(config, payload)`` pairs. To each AL cell without
+    control runs of its own, ``(γ trained at, pair)`` for the controls of its corpus, depth and
+    recipe (``recipe_of``) at other γ, one per fold and seed (the γ with most controls first): λ is
+    0 throughout a control, so γ trains nothing in it. Runs without AL (γ None) borrow nothing."""
+    controls = {key: [item for item in items if item[0]["lambda_max"] == 0] for key, items in cells.items()}
+    lent = {}
+    for (corpus, depth, gamma), items in cells.items():
+        if gamma == WITHOUT_AL or controls[(corpus, depth, gamma)] or not items:
+            continue
+        recipes = {recipe_of(item) for item in items}
+        donors = sorted(((g, ctl) for (c, d, g), ctl in controls.items() if (c, d) == (corpus, depth) and ctl),
+                        key=lambda gc: (-len(gc[1]), gc[0]))
+        seen, borrowed = set(), []
+        for g, ctl in donors:
+            for item in ctl:
+                unit = (item[0]["fold"], item[0]["seed"])
+                if recipe_of(item) in recipes and unit not in seen:
+                    seen.add(unit)
+                    borrowed.append((g, item))
+        if borrowed:
+            lent[(corpus, depth, gamma)] = borrowed
+    return lent
+
+
 def share_controls(rows: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` with the capacity control runs of a corpus and depth copied to each γ whose AL runs
-    have none of their own (column ``control_gamma``: the γ they were trained at, blank for a γ's
-    own). λ is 0 throughout a control run, so γ trains nothing in it: the control at one γ is the
-    control at every γ. Where controls were trained at several γ, those with the most runs are
-    lent. Controls of another recipe are never lent (:func:`recipe_key`)."""
-    rows = rows.assign(control_gamma="")
-    lent = []
-    for (corpus, depth, gamma), cell in rows.groupby(["corpus", "n_cnn_layers", "gamma"]):
-        if (cell.lambda_max == 0).any() or not (cell.lambda_max > 0).any():
-            continue
-        donors = rows[(rows.corpus == corpus) & (rows.n_cnn_layers == depth) & (rows.lambda_max == 0)
-                      & rows.recipe.isin(set(cell.recipe))]
-        if donors.empty:
-            continue
-        donor_gamma = donors.gamma.value_counts().sort_index().idxmax()
-        lent.append(donors[donors.gamma == donor_gamma].assign(gamma=gamma, control_gamma=donor_gamma))
-    return pd.concat([rows, *lent], ignore_index=True)
+    """``rows`` (:func:`probe_rows`) with the capacity control runs lent to each γ whose AL runs
+    have none of their own (:func:`_lend_controls`), relabelled to that γ; column
+    ``control_gamma``: the γ a lent control was trained at, blank for a γ's own runs."""
+    cells = {}
+    for r in rows.to_dict("records"):
+        cells.setdefault((r["corpus"], r["n_cnn_layers"], r["gamma"]), []).append((r, None))
+    lent = [{**r, "gamma": key[2], "control_gamma": g}
+            for key, items in _lend_controls(cells, lambda item: item[0]["recipe"]).items() for g, (r, _) in items]
+    own = rows.assign(control_gamma="")
+    return pd.concat([own, pd.DataFrame(lent)], ignore_index=True) if lent else own
 
 
 def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +193,7 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
             m, s = mean_std(cell[col].dropna())
             row[f"{col}_mean"], row[col] = m, fmt(m, s) if len(cell[col].dropna()) else ""
         row["speaker_chance"] = 100 * cell.speaker_chance.mean()
-        row["control_gamma"] = cell.control_gamma.iloc[0]
+        row["control_gamma"] = " ".join(sorted(set(cell.control_gamma) - {""}))
         control = rows[(rows.corpus == key[0]) & (rows.n_cnn_layers == key[1]) & (rows.gamma == key[2])
                        & (rows.lambda_max == 0)]
         if row["lambda_max"] > 0 and len(control):
@@ -185,7 +207,10 @@ def tradeoff_table(rows: pd.DataFrame) -> pd.DataFrame:
                        emotion_p=emo["permutation_p"], speaker_probe_diff=spk["mean_diff"],
                        speaker_probe_p=spk["permutation_p"])
         out.append(row)
-    return pd.DataFrame(out)
+    table = pd.DataFrame(out)
+    for col in PAIRED_COLUMNS:  # blank where nothing was paired (a study of controls only)
+        table[col] = table.get(col, float("nan"))
+    return table
 
 
 def strength_stage(settings) -> Stage:
@@ -207,7 +232,8 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
     for each corpus, depth and γ of the probe runs with two settings or more, over the fold x
     seed runs that every setting has. With a held-out check: for each test fold, the decision again without the folds whose
     validation speakers are that fold's test speakers, and the test accuracy that decision has
-    on that fold (against no push)."""
+    on that fold (against no push). A γ without control runs of its own decides against the
+    controls trained at another γ (:func:`_lend_controls`; ``control_gamma`` names it)."""
     records = list(iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS))
     by_cell = {}
     for rec in records:
@@ -217,6 +243,9 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
         by_cell.setdefault((c["corpus"], c["n_cnn_layers"], gamma_label(c["gamma"])), []).append((c, rec))
     _one_recipe_per_cell(pd.DataFrame([{"corpus": k[0], "n_cnn_layers": k[1], "gamma": k[2], "recipe": recipe_key(c)}
                                        for k, runs in by_cell.items() for c, _ in runs]))
+    lent = _lend_controls(by_cell, lambda item: recipe_key(item[0]))
+    for key, items in lent.items():
+        by_cell[key] = by_cell[key] + [item for _, item in items]
     out = []
     for (corpus, depth, gamma), runs in sorted(by_cell.items()):
         stage = strength_stage([c for c, _ in runs])
@@ -237,6 +266,7 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
         table.insert(0, "corpus", corpus)
         table.insert(1, "n_cnn_layers", depth)
         table.insert(2, "gamma", gamma)
+        table["control_gamma"] = " ".join(sorted({g for g, _ in lent.get((corpus, depth, gamma), [])}))
         table["check"] = "all folds"
         out.append(table)
         folds = sorted({f for _, f, _ in common})
@@ -313,7 +343,8 @@ def write_adversary_tables(runs_dir=None, results_dir=None) -> list[Path]:
                "difference (val_mean, val_sem, diff_to_best, diff_sem in %, over the fold x seed runs every strength "
                "has; adversary_decisions.csv).\n\n"
                + markdown_table(full[["corpus", "n_cnn_layers", "gamma", "option", "n_runs", "val_mean", "val_sem",
-                                      "diff_to_best", "diff_sem", "chosen"]].astype({"n_runs": int}).round(2))
+                                      "diff_to_best", "diff_sem", "chosen", "control_gamma"]].astype(
+                                          {"n_runs": int}).round(2))
                + "\nHeld-out check: for each test fold, the decision again without the folds whose validation "
                  "speakers are its test speakers, and that decision's test accuracy on the fold against no push:\n\n"
                + markdown_table(held[["corpus", "n_cnn_layers", "gamma", "check", "option", "test_fold_accuracy",
@@ -363,7 +394,7 @@ def verdict(table: pd.DataFrame) -> str:
             continue
         c = control.iloc[0]
         eer_informative = c.unseen_speaker_eer_mean < 45
-        lent = f", trained at γ {c.control_gamma}: λ is 0 throughout, so γ trains nothing" if isinstance(c.get("control_gamma"), str) and c.control_gamma else ""
+        lent = f", trained at γ {c.control_gamma}: λ is 0 throughout, so γ trains nothing" if pd.notna(c.get("control_gamma")) and str(c.control_gamma) else ""
         lines.append(f"{PRETTY.get(corpus, corpus)}, {depth} CNN block(s), γ {gamma}: capacity control "
                      f"(lambda_max 0{lent}) speaker probe {c.speaker_linear_probe_mean:.1f} % (chance "
                      f"{c.speaker_chance:.1f} %), EER {c.unseen_speaker_eer_mean:.1f} %, emotion "

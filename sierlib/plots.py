@@ -1,6 +1,7 @@
 """Figures shared by the notebooks (matplotlib/seaborn); each returns its Figure."""
 from __future__ import annotations
 
+import itertools
 import textwrap
 
 import matplotlib.pyplot as plt
@@ -190,20 +191,26 @@ def plot_speaker_information_by_depth(table: pd.DataFrame, settings=("control", 
     """Held-out speaker identification (linear probe) and emotion test accuracy against the CNN
     depth, one line per adversary setting of ``settings`` (the capacity control, the paper's
     adversary), one row of two panels per corpus (:func:`sierlib.adversary.tradeoff_table`). A
-    setting trained at several γ gets a line per γ; a control lent to another γ is drawn once. The
-    control comes first, in the same colour on every row."""
-    corpora = list(dict.fromkeys(table.corpus))
-    fig, axes = plt.subplots(len(corpora), 2, figsize=(10, 3.3 * len(corpora)), squeeze=False)
+    setting trained at several γ gets a line per γ; a control lent to another γ is drawn once; each
+    line has one colour and marker on every row, the control first."""
     own = table[table.control_gamma.fillna("") == ""] if "control_gamma" in table else table
+    own = own[own.adversary.isin(settings)]
+    corpora = list(dict.fromkeys(own.corpus))
+    fig, axes = plt.subplots(len(corpora), 2, figsize=(10, 3.3 * len(corpora)), squeeze=False)
+    several = own.groupby(["corpus", "adversary"]).gamma.nunique() > 1
+    own = own.assign(label=[f"{a}, γ {g}" if several[(c, a)] else a for c, a, g in zip(own.corpus, own.adversary, own.gamma)])
+    labels = sorted(set(own.label), key=lambda label: (not label.startswith("control"), label))
+    style = {label: (colour, marker) for label, colour, marker in  # one style per setting, on every row
+             zip(labels, itertools.cycle(sns.color_palette("tab10")), itertools.cycle("os^vD<>"))}
     for row, corpus in zip(axes, corpora):
-        part = own[(own.corpus == corpus) & own.adversary.isin(settings)]
-        several = part.groupby("adversary").gamma.nunique() > 1
-        lines = sorted(part.groupby(["adversary", "gamma"]), key=lambda kv: (kv[0][0] != "control", kv[0]))
-        for ((setting, gamma), line), marker, colour in zip(lines, "os^vD<>", sns.color_palette("tab10")):
-            line = line.sort_values("n_cnn_layers")
-            label = f"{setting}, γ {gamma}" if several[setting] else setting
-            row[0].plot(line.n_cnn_layers, line.speaker_linear_probe_mean, marker=marker, color=colour, label=label)
-            row[1].plot(line.n_cnn_layers, line.test_accuracy_mean, marker=marker, color=colour, label=label)
+        part = own[own.corpus == corpus]
+        for label in [label for label in labels if label in set(part.label)]:
+            # a depth without runs breaks the line rather than being bridged
+            line = part[part.label == label].set_index("n_cnn_layers").sort_index()
+            line = line.reindex(range(line.index.min(), line.index.max() + 1))
+            colour, marker = style[label]
+            row[0].plot(line.index, line.speaker_linear_probe_mean, marker=marker, color=colour, label=label)
+            row[1].plot(line.index, line.test_accuracy_mean, marker=marker, color=colour, label=label)
         row[0].axhline(part.speaker_chance.iloc[0], ls=":", color="0.4", label="speaker chance")
         row[0].set(title=f"{corpus}: speaker information", xlabel="CNN blocks",
                    ylabel="held-out speaker identification (%)", xticks=[1, 2, 3, 4])

@@ -239,6 +239,8 @@ def chosen_gammas() -> dict:
     out = {}
     for corpus in PAPER_CORPORA:
         chosen = al_chosen_on_validation(recipe_comparison(recipe, corpus))
+        if chosen.empty:  # no AL cells of the recipe on this corpus yet
+            continue
         for r in chosen[chosen.encoder == "2dcnn_bigru"].itertuples():
             out[(corpus, r.n_cnn_layers)] = r.gamma_chosen
     return out

@@ -363,4 +363,40 @@ def test_a_gamma_without_controls_of_its_own_borrows_those_of_another_gamma(tmp_
         write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90, epochs=60), other)
         write_record(_record("ravdess", 1.0, fold, 0, 0.50, 0.70, gamma=1.25), other)
     table = tradeoff_table(probe_rows(other))
-    assert len(table) == 2 and "emotion_diff" not in table  # another recipe's control lends nothing
+    assert len(table) == 2 and table.emotion_diff.isna().all()  # another recipe's control lends nothing
+    # controls at two γ (seed 0 at 2.5, seed 1 at 3.33) are lent together, one per fold and seed
+    both = tmp_path / "both"
+    for fold in range(4):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90), both)
+        write_record(_record("ravdess", 0.0, fold, 1, 0.70, 0.90, gamma=3.33), both)
+        for seed in (0, 1):
+            write_record(_record("ravdess", 1.0, fold, seed, 0.50, 0.70, gamma=1.25), both)
+    paired = tradeoff_table(probe_rows(both)).set_index(["gamma", "lambda_max"])
+    assert paired.loc[("1.25", 0.0)].control_gamma == "2.5 3.33" and paired.loc[("1.25", 1.0)].paired_runs == 8
+    assert paired.loc[("1.25", 1.0)].emotion_diff == pytest.approx(-15)
+    decided = decide_strength(both)
+    low = decided[(decided.gamma == "1.25") & (decided.check == "all folds")]
+    assert set(low.option) == {"no push (capacity control)", "lambda_max 1"} and set(low.control_gamma) == {"2.5 3.33"}
+    assert (low.n_runs == 8).all()
+
+
+def test_a_run_without_al_is_no_adversary_setting_and_borrows_no_control(tmp_path):
+    for fold in range(4):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90), tmp_path)
+        config = RunConfig(corpus="ravdess", gamma=None, speaker_holdout=0.2, fold=fold)
+        rec = _record("ravdess", 0.0, fold, 0, 0.65, 0.95)
+        rec.update(name=config.name, config=config.to_dict())
+        write_record(rec, tmp_path)
+    table = tradeoff_table(probe_rows(tmp_path))
+    assert set(zip(table.gamma, table.adversary)) == {("2.5", "control"), ("without AL", "without AL")}
+    assert "without AL: capacity control" not in verdict(table)
+
+
+def test_the_verdict_reads_a_lent_control_back_from_csv(tmp_path):
+    for fold in range(4):
+        write_record(_record("ravdess", 0.0, fold, 0, 0.60, 0.90, gamma=3.33), tmp_path)
+        write_record(_record("ravdess", 1.0, fold, 0, 0.50, 0.70, gamma=1.25), tmp_path)
+    tradeoff_table(probe_rows(tmp_path)).to_csv(tmp_path / "table.csv", index=False)
+    text = verdict(pd.read_csv(tmp_path / "table.csv", dtype={"gamma": str}))
+    assert "γ 1.25: capacity control (lambda_max 0, trained at γ 3.33" in text
+    assert "γ 3.33: capacity control (lambda_max 0) speaker" in text
