@@ -299,6 +299,30 @@ def open_items(results_dir: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def adversary_summary(table: pd.DataFrame, gammas: dict) -> str:
+    """The paper's adversary (λ×1) against the capacity control at each corpus, depth and γ of a
+    :func:`sierlib.adversary.tradeoff_table`, as a Markdown table: speaker probe, EER and emotion of
+    both, the paired differences with exact sign-flip p, and whether the γ is the one the
+    validation speakers chose for the recipe at that depth (``gammas``, :func:`chosen_gammas`)."""
+    paper = table[(table.adversary == "λ×1") & table.folds_paired.notna()].copy()
+    if paper.empty:
+        return "No paper-adversary probe runs are paired with a control yet.\n"
+    controls = table[table.lambda_max == 0].set_index(["corpus", "n_cnn_layers", "gamma"])
+    rows = []
+    for r in paper.itertuples():
+        c = controls.loc[(r.corpus, r.n_cnn_layers, r.gamma)]
+        rows.append({"corpus": PRETTY.get(r.corpus, r.corpus), "blocks": r.n_cnn_layers, "γ": r.gamma,
+                     "chosen on validation": "yes" if gammas.get((r.corpus, r.n_cnn_layers)) == r.gamma else "",
+                     "runs": r.runs, "folds paired": int(r.folds_paired),
+                     "speaker probe: control → λ×1": f"{c.speaker_linear_probe_mean:.1f} → {r.speaker_linear_probe_mean:.1f}",
+                     "Δ probe (p)": f"{r.speaker_probe_diff:+.1f} ({r.speaker_probe_p:.2g})",
+                     "EER: control → λ×1": f"{c.unseen_speaker_eer_mean:.1f} → {r.unseen_speaker_eer_mean:.1f}",
+                     "emotion: control → λ×1": f"{c.test_accuracy_mean:.1f} → {r.test_accuracy_mean:.1f}",
+                     "Δ emotion [95 % CI] (p)": f"{r.emotion_diff:+.1f} [{r.emotion_ci_low:+.1f}, "
+                                                f"{r.emotion_ci_high:+.1f}] ({r.emotion_p:.2g})"})
+    return markdown_table(pd.DataFrame(rows))
+
+
 def render_report(results_dir: Path = RESULTS) -> str:
     """The whole report as Markdown (see the module docstring)."""
     adversary_md = results_dir / ADVERSARY_TABLES.with_suffix(".md").name
@@ -306,9 +330,18 @@ def render_report(results_dir: Path = RESULTS) -> str:
     swa_rows = probe_rows(ADVERSARY_RUNS, selection="swa")
     swa_verdict = ("\nThe same verdict on the recipe's SWA weights, over the runs that measured them:\n\n```\n"
                    + verdict(tradeoff_table(swa_rows)) + "\n```\n") if len(swa_rows) else ""
-    adversary_part = (_body(adversary_md) + "\n**Verdict, computed from the tables above** "
+    table = tradeoff_table(rows) if len(rows) else pd.DataFrame()
+    chance = ", ".join(f"{PRETTY.get(c, c)} {x:.1f}" for c, x in table.groupby("corpus").speaker_chance.mean().items()) \
+        if len(table) else ""
+    adversary_part = ("**In short**: the paper's adversary (λ×1) against the capacity control on the best validation "
+                      f"epoch's weights (%; speaker chance: {chance}; EER chance 50). Each figure is the mean over the "
+                      "setting's fold x seed runs; each Δ is paired over folds, seeds averaged, with its exact sign-flip "
+                      "p. 'chosen on validation' marks the γ the recipe's validation speakers chose at that depth "
+                      "(`07_recipe`); the others are the paper's γ.\n\n"
+                      + adversary_summary(table, chosen_gammas()) + "\n"
+                      + _body(adversary_md) + "\n**Verdict, computed from the tables above** "
                       "(`sierlib.adversary.verdict`), on the best validation epoch's weights:\n\n```\n"
-                      + verdict(tradeoff_table(rows)) + "\n```\n" + swa_verdict
+                      + verdict(table) + "\n```\n" + swa_verdict
                       if adversary_md.is_file() and len(rows) else "No probe runs are committed yet.\n")
     cross_md = results_dir / CROSS_CORPUS_TABLES.with_suffix(".md").name
     cross_part = _body(cross_md) if cross_md.is_file() else "No cross-corpus runs are committed yet.\n"

@@ -46,3 +46,26 @@ def test_the_open_items_name_each_depth_whose_control_or_paper_adversary_lacks_s
     emodb = probe_coverage(pd.DataFrame(rows), min_seeds=1, gammas={("emodb", 2): "1.25"})[0]
     assert "at 2 blocks λ×1 at γ 1.25 (0 seeds):" in emodb and "control" not in emodb
     assert "`sier adversary run --corpus emodb --gamma 1.25 --depths 2 --strengths 1 --seeds 0`" in emodb
+
+
+def test_the_adversary_summary_pairs_the_paper_adversary_with_the_control_and_marks_the_chosen_gamma(tmp_path):
+    from sierlib.adversary import probe_rows, tradeoff_table
+    from sierlib.config import RunConfig
+    from sierlib.records import write_record
+    from sierlib.report import adversary_summary
+
+    for fold in range(4):
+        for lam, gamma, acc, probe in ((0.0, 2.5, 0.60, 0.90), (1.0, 2.5, 0.50, 0.70), (1.0, 1.25, 0.58, 0.88)):
+            config = RunConfig(corpus="ravdess", gamma=gamma, lambda_max=lam, speaker_holdout=0.2, fold=fold)
+            metrics = {"test_accuracy": acc, "test_uar": acc, "val_accuracy": acc}
+            write_record({"status": "finished", "name": config.name, "config": config.to_dict(), **metrics,
+                          "speakers": {"train": [], "val": [f"s{(fold + 1) % 4}"], "test": [f"s{fold}"]},
+                          "selections": {"best_val": dict(metrics)}, "curves": [],
+                          "speaker_information": {"speaker_linear_probe": probe, "unseen_speaker_eer": 0.4,
+                                                  "speaker_chance": 0.05, "emotion_chance": 0.125}}, tmp_path)
+    text = adversary_summary(tradeoff_table(probe_rows(tmp_path)), {("ravdess", 1): "1.25"})
+    lines = [line for line in text.splitlines() if line.startswith("| RAVDESS")]
+    assert len(lines) == 2  # λ×1 at each γ; the control is the left side of every arrow
+    low, high = sorted(lines)  # "1.25" sorts before "2.5"
+    assert "| 1.25 | yes |" in low and "90.0 → 88.0" in low and "-2.0 (0.12)" in low
+    assert "| 2.5 |  |" in high and "60.0 → 50.0" in high and "-10.0 [" in high
