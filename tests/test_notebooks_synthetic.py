@@ -339,6 +339,8 @@ def test_08_shows_the_tradeoff_and_verdict_of_the_probe_runs_it_is_given(tmp_pat
     assert re.search(r"λ×3\s+8\s+55\.0 ± 0\.0\s+40\.0 ± 0\.0", table), table
     assert re.search(r"\s-5\.0\s", table) and re.search(r"\s-50\.0\s", table)  # paired against the control
     assert count_outputs(nb, "plot_tradeoff(table)", "image/png") == 1
+    summary = "".join(o.get("data", {}).get("text/markdown", "") for o in code_cell(nb, "adversary_summary(").outputs)
+    assert summary == "No paper-adversary probe runs are paired with a control yet.\n"  # λ×3 only here
     assert count_outputs(nb, "plot_speaker_head_curves(curves)", "image/png") == 1
     assert "no cross-corpus runs yet" in cell_text(nb, "cross = cross_rows(cross_dir)")
     text = cell_text(nb, "print(verdict(table))")
