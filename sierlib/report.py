@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .adversary import BIASED_HEAD_CURVES, probe_rows, tradeoff_table, verdict
+from .adversary import BIASED_HEAD_CURVES, MIN_VERDICT_FOLDS, probe_rows, tradeoff_table, verdict
 from .crosscorpus import DIRECTIONS, cross_rows
 from .paper import PAPER_TABLE1
 from .paths import ADVERSARY_RUNS, ADVERSARY_TABLES, CROSS_CORPUS_RUNS, CROSS_CORPUS_TABLES, DECISIONS, RECIPE_TABLES, \
@@ -311,15 +311,17 @@ def adversary_summary(table: pd.DataFrame, gammas: dict) -> str:
     rows = []
     for r in paper.itertuples():
         c = controls.loc[(r.corpus, r.n_cnn_layers, r.gamma)]
+        judged = r.folds_paired >= MIN_VERDICT_FOLDS  # as the verdict: two folds give no interval worth reading
         rows.append({"corpus": PRETTY.get(r.corpus, r.corpus), "blocks": r.n_cnn_layers, "γ": r.gamma,
                      "chosen on validation": "yes" if gammas.get((r.corpus, r.n_cnn_layers)) == r.gamma else "",
                      "runs": r.runs, "folds paired": int(r.folds_paired),
                      "speaker probe: control → λ×1": f"{c.speaker_linear_probe_mean:.1f} → {r.speaker_linear_probe_mean:.1f}",
-                     "Δ probe (p)": f"{r.speaker_probe_diff:+.1f} ({r.speaker_probe_p:.2g})",
+                     "Δ probe (p)": f"{r.speaker_probe_diff:+.1f} ({r.speaker_probe_p:.2g})" if judged else
+                     f"fewer than {MIN_VERDICT_FOLDS} folds",
                      "EER: control → λ×1": f"{c.unseen_speaker_eer_mean:.1f} → {r.unseen_speaker_eer_mean:.1f}",
                      "emotion: control → λ×1": f"{c.test_accuracy_mean:.1f} → {r.test_accuracy_mean:.1f}",
                      "Δ emotion [95 % CI] (p)": f"{r.emotion_diff:+.1f} [{r.emotion_ci_low:+.1f}, "
-                                                f"{r.emotion_ci_high:+.1f}] ({r.emotion_p:.2g})"})
+                                                f"{r.emotion_ci_high:+.1f}] ({r.emotion_p:.2g})" if judged else ""})
     return markdown_table(pd.DataFrame(rows))
 
 

@@ -69,3 +69,6 @@ def test_the_adversary_summary_pairs_the_paper_adversary_with_the_control_and_ma
     low, high = sorted(lines)  # "1.25" sorts before "2.5"
     assert "| 1.25 | yes |" in low and "90.0 → 88.0" in low and "-2.0 (0.12)" in low
     assert "| 2.5 |  |" in high and "60.0 → 50.0" in high and "-10.0 [" in high
+    two_folds = probe_rows(tmp_path)
+    two_folds = two_folds[two_folds.fold < 2]
+    assert "fewer than 3 folds" in adversary_summary(tradeoff_table(two_folds), {})  # as the verdict, no Δ judged
