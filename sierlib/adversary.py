@@ -27,6 +27,7 @@ from .stats import WITHOUT_AL, fmt, gamma_label, markdown_table, mean_std, paire
 
 PAIRED_COLUMNS = ["paired_runs", "folds_paired", "emotion_diff", "emotion_ci_low", "emotion_ci_high", "emotion_p",
                   "speaker_probe_diff", "speaker_probe_p"]  # an AL setting against its control, in tradeoff_table
+MIN_VERDICT_FOLDS = 3  # fewer paired folds are listed, judged on nothing (2 folds can give a CI of width 0)
 HOLDOUT = 0.2  # the share of each training speaker's utterances a probe run holds out
 STRENGTHS = (0.0, 1.0, 3.0, 9.0)  # lambda_max: 0 is the capacity control, 1 the paper
 PROBE_COLUMNS = ["speaker_linear_probe", "speaker_mlp_probe", "speaker_head", "unseen_speaker_eer",
@@ -232,8 +233,8 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
     for each corpus, depth and γ of the probe runs with two settings or more, over the fold x
     seed runs that every setting has. With a held-out check: for each test fold, the decision again without the folds whose
     validation speakers are that fold's test speakers, and the test accuracy that decision has
-    on that fold (against no push). A γ without control runs of its own decides against the
-    controls trained at another γ (:func:`_lend_controls`; ``control_gamma`` names it)."""
+    on that fold (against no push); a cell whose settings share fewer than :data:`MIN_VERDICT_FOLDS` folds is
+    skipped. A γ without controls decides against another γ's (:func:`_lend_controls`, ``control_gamma``)."""
     records = list(iter_records(runs_dir if runs_dir is not None else ADVERSARY_RUNS))
     by_cell = {}
     for rec in records:
@@ -260,6 +261,8 @@ def decide_strength(runs_dir=None, selection: str = "swa") -> pd.DataFrame:
             tests.setdefault(label, {})[key] = rec["selections"][selection]["test_accuracy"]
             roles[c["fold"]] = (set(rec["speakers"]["val"]), set(rec["speakers"]["test"]))
         common = set.intersection(*(set(v) for v in scores.values()))
+        if len({fold for _, fold, _ in common}) < MIN_VERDICT_FOLDS:  # too few folds to decide on, as the verdict
+            continue
         scores = {k: pd.Series({i: v[i] for i in common}).sort_index() for k, v in scores.items()}
         tests = {k: pd.Series({i: v[i] for i in common}).sort_index() for k, v in tests.items()}
         chosen, table = decide(stage, scores)
@@ -374,11 +377,6 @@ def adversary_curves(runs_dir=None) -> pd.DataFrame:
                              "holdout_speaker_accuracy": row["holdout_speaker_accuracy"],
                              "train_speaker_accuracy": row.get("train_speaker_accuracy")})
     return pd.DataFrame(rows)
-
-
-# a setting paired with its control on fewer folds is listed, but judged on nothing (a study
-# stopped part-way leaves such rows; two folds can give a confidence interval of width zero)
-MIN_VERDICT_FOLDS = 3
 
 
 def verdict(table: pd.DataFrame) -> str:

@@ -235,6 +235,9 @@ def test_the_strength_is_decided_on_validation_with_a_held_out_check(tmp_path):
     assert len(held) == 4 and set(held.option) == {"lambda_max 3"}
     assert "test fold 0 held out (decided on folds 1 2)" in set(held.check)  # not 0, nor 3 (its val = fold 0's test)
     assert held.test_fold_accuracy.round(6).eq(70.0).all() and held.test_fold_accuracy_no_push.round(6).eq(60.0).all()
+    for fold in range(2):  # another γ whose λ×3 has 2 folds only: too few to decide on
+        write_record(_record("ravdess", 3.0, fold, 0, 0.70, 0.5, val=0.80, gamma=1.25), tmp_path)
+    assert set(decide_strength(tmp_path).gamma) == {"2.5"}
 
 
 def test_a_stronger_head_is_a_setting_of_its_own_paired_with_the_same_control(tmp_path):
