@@ -47,6 +47,7 @@ from .folds import make_folds
 from .model import adversarial_weight
 from .paths import STUDY_RUNS
 from .recipe import recipe_config, study
+from .recipe_tables import tabled_recipe
 from .registry import PAPER_CORPORA
 from .sweep import plan_sweep, run_sweep
 from .synthetic import make_synthetic_corpus
@@ -221,7 +222,7 @@ def bench_recipe(corpora=("emodb",), repeats: int = 3, data_root=None, threads: 
     """Runs per hour of the recipe's run against the paper-literal run (1 block, fold 0, taking
     turns), each with its features loaded once as a sweep worker has them."""
     corpus = corpora[0]
-    chosen = study(STUDY_RUNS).recipe
+    chosen = tabled_recipe(study(STUDY_RUNS))  # the recipe of the tables
     runs = {"paper-literal (AL)": RunConfig(corpus=corpus),
             "recipe (without AL)": recipe_config(chosen, corpus=corpus, gamma=None)}
     loaded = {}

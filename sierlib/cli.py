@@ -193,9 +193,13 @@ def cmd_recipe(args) -> int:
         recipe.write_decisions(found.decisions, decisions)
         print(found.decisions.to_string(index=False))
         print("wrote", decisions)
-        for path in recipe_tables.write_recipe_tables(found.recipe, folders,
-                                                      path=decisions.with_name("recipe_tables.csv")):
+        tabled = recipe_tables.tabled_recipe(found, folders)
+        for path in recipe_tables.write_recipe_tables(tabled, folders, path=decisions.with_name("recipe_tables.csv"),
+                                                      newest=found.recipe):
             print("wrote", path)
+        if tabled != found.recipe:
+            print(f"the tables keep the recipe {json.dumps(tabled, sort_keys=True)} until the study's newer one has "
+                  f"its 1-block cells: {recipe_tables.TRAIN_TABLED_CELLS}")
     print("recipe so far:", json.dumps(found.recipe, sort_keys=True))
     if found.pending:
         print("not decided yet (runs missing):", ", ".join(found.pending))
@@ -212,7 +216,7 @@ def cmd_adversary(args) -> int:
         for path in adversary.write_adversary_tables(out_dir, tables_dir) + crosscorpus.write_cross_tables(cross_dir, tables_dir):
             print("wrote", path)
         return 0
-    recipe_now = recipe.study(STUDY_RUNS).recipe
+    recipe_now = recipe_tables.tabled_recipe(recipe.study(STUDY_RUNS))  # the recipe of the tables and the headline
     gamma = BEST_GAMMA[args.corpus] if args.gamma is None else args.gamma
     if args.action == "cross":
         plan = crosscorpus.cross_plan(recipe_now, args.corpus, gamma, args.seeds, args.folds)

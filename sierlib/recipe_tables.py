@@ -107,6 +107,26 @@ def recipe_records(recipe: dict, corpus: str = "emodb", encoder: str = "2dcnn_bi
     return out
 
 
+# What trains the 1-block Table 1 cells of the study's current recipe (what :func:`tabled_recipe` waits for).
+TRAIN_TABLED_CELLS = ("`sier recipe tables --reference --corpus emodb --gammas none 1.25 2.5 3.33`, and the same with "
+                      "`--corpus ravdess`")
+
+
+def tabled_recipe(found, study_runs=None, seeds=(0, 1, 2)) -> dict:
+    """The recipe that the tables, the headline, the report and the adversary study use: the newest
+    recipe the study has held (``found.recipes``, from :func:`sierlib.recipe.study`) whose 1-block
+    Table 1 cells (without AL and each γ) have every fold x seed run on both paper corpora. A stage
+    that changes the recipe does not empty the tables: they keep the recipe before it until the
+    new one's cells are trained (``sier recipe tables --reference``). The study's current recipe
+    when no recipe has them (a study in its first stages, or one of your own)."""
+    cells = [gamma for depth, gamma in TABLE1_CELLS if depth == 1]
+    for _, candidate in reversed(found.recipes):
+        if all(len(recipe_records(candidate, corpus, n_cnn_layers=1, gamma=gamma, study_runs=study_runs, seeds=seeds))
+               == corpus_info(corpus).n_folds * len(seeds) for corpus in PAPER_CORPORA for gamma in cells):
+            return candidate
+    return found.recipe
+
+
 def recipe_curves(recipe: dict, corpus: str = "emodb", gammas=(None,), n_cnn_layers: int = 1,
                   encoder: str = "2dcnn_bigru", study_runs=None, seeds=(0, 1, 2)) -> pd.DataFrame:
     """How the recipe's runs of some cells train, epoch by epoch: one row per run and epoch with
@@ -241,11 +261,14 @@ def recipe_tables(recipe: dict, study_runs=None, reference_runs=None) -> pd.Data
     return table.astype({c: "Int64" for c in ("paired_runs", "folds_paired", "fold_wins", "fold_losses")})
 
 
-def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path=RECIPE_TABLES) -> list[Path]:
+def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path=RECIPE_TABLES,
+                        newest: dict | None = None) -> list[Path]:
     """Write :func:`recipe_tables` to ``path`` (CSV) and a readable ``.md`` beside it: per corpus
     the cells, then the gamma chosen on validation (:func:`al_chosen_on_validation`), and apart,
     clearly labelled, the "offline" rows (each speaker standardised with its own audio), which
-    are never mixed into the tables. Nothing is written while the recipe has no runs."""
+    are never mixed into the tables. ``newest`` is the study's current recipe: where it differs
+    from ``recipe`` (:func:`tabled_recipe`) the ``.md`` says so and how to train its cells.
+    Nothing is written while the recipe has no runs."""
 
     def shown(folder):
         folder = Path(folder).resolve()
@@ -265,6 +288,10 @@ def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path
           "paired over folds with each fold's seeds averaged, exact sign-flip permutation_p. A cell with "
           "fewer runs than the others (recipe_runs, folds_paired) has not finished: its figures are "
           "provisional.\n")
+    if newest is not None and newest != recipe:
+        md += (f"\nThe study has since decided a newer recipe, `{json.dumps(newest, sort_keys=True)}`, whose 1-block "
+               "cells are not all trained yet; these tables keep the last recipe that has them (`tabled_recipe`). "
+               f"To train the new one's: {TRAIN_TABLED_CELLS}\n")
     for corpus, rows in table.groupby("corpus", sort=False):
         md += (f"\n## {corpus_info(corpus).title}\n\n"
                + markdown_table(rows[RECIPE_TABLE_COLUMNS].round({"vs_without_AL_diff": 1})))

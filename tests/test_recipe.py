@@ -411,15 +411,56 @@ def test_recipe_commands_keep_your_runs_apart_from_the_committed_study(tmp_path,
     assert "use --reference" in capsys.readouterr().err
 
 
+def test_a_stage_that_changes_the_recipe_leaves_the_tables_with_the_last_recipe_whose_cells_are_trained(tmp_path):
+    from sierlib.recipe import recipe_config
+    from sierlib.recipe_tables import TRAIN_TABLED_CELLS, tabled_recipe, write_recipe_tables
+
+    both = ("emodb", "ravdess")
+    stages = (Stage("lengths", (("padded", {"lengths": "padded"}), ("masked", {"lengths": "masked"})), corpora=both),
+              Stage("epochs", (("30", {}), ("60", {"epochs": 60})), corpora=both))
+    old, new = {"lengths": "masked"}, {"lengths": "masked", "epochs": 60}
+
+    def decided(stage, recipe, option, val):  # a stage's runs (1 block without AL, 3 seeds, every fold)
+        for c in stage_configs(stage, recipe, option):
+            rec = _record(c, val)
+            rec["selections"]["best_val"].update(test_accuracy=val, test_uar=val)
+            write_record(rec, tmp_path)
+
+    def train(recipe, gammas, val):
+        for corpus in ("emodb", "ravdess"):
+            for fold in range(corpus_info(corpus).n_folds):
+                for gamma in gammas:
+                    rec = _record(recipe_config(recipe, corpus=corpus, gamma=gamma, fold=fold, seed=0), val)
+                    rec["selections"]["best_val"].update(test_accuracy=val, test_uar=val)
+                    write_record(rec, tmp_path)
+
+    decided(stages[0], {}, {"lengths": "padded"}, 0.50)
+    decided(stages[0], {}, old, 0.55)
+    train(old, [1.25, 2.5, 3.33], 0.55)  # the masked recipe's AL cells at 1 block, every fold, on both corpora
+    assert tabled_recipe(study(tmp_path, stages), tmp_path, seeds=(0,)) == old  # epochs not decided: the same
+    decided(stages[1], old, {"epochs": 60}, 0.70)  # 60 epochs wins: its runs are the new recipe's cell without AL
+    found = study(tmp_path, stages)
+    assert found.recipe == new and [r for _, r in found.recipes] == [old, new]
+    assert tabled_recipe(found, tmp_path, seeds=(0,)) == old  # the new recipe has no AL cells yet
+    path = tmp_path / "tables" / "recipe_tables.csv"
+    write_recipe_tables(tabled_recipe(found, tmp_path, seeds=(0,)), tmp_path, tmp_path / "reference", path, newest=new)
+    md = path.with_suffix(".md").read_text()
+    assert "55.0 ± 0.0" in md and "70.0 ± 0.0" not in md and TRAIN_TABLED_CELLS in md
+    train(new, [1.25, 2.5], 0.60)
+    assert tabled_recipe(found, tmp_path, seeds=(0,)) == old  # one γ still missing
+    train(new, [3.33], 0.60)
+    assert tabled_recipe(found, tmp_path, seeds=(0,)) == new
+
+
 def test_the_committed_decisions_and_recipe_tables_are_those_of_the_committed_runs(tmp_path):
     from sierlib.paths import RECIPE_TABLES
     from sierlib.recipe import DECISIONS, write_decisions
-    from sierlib.recipe_tables import recipe_tables
+    from sierlib.recipe_tables import recipe_tables, tabled_recipe
 
     found = study()
     write_decisions(found.decisions, tmp_path / "decisions.csv")
     assert DECISIONS.read_text() == (tmp_path / "decisions.csv").read_text(), "run `sier recipe decide --reference`"
-    assert RECIPE_TABLES.read_text() == recipe_tables(found.recipe).to_csv(index=False), \
+    assert RECIPE_TABLES.read_text() == recipe_tables(tabled_recipe(found)).to_csv(index=False), \
         "run `sier recipe decide --reference`"
 
 
