@@ -195,6 +195,7 @@ def cmd_recipe(args) -> int:
         print("wrote", decisions)
         tabled = recipe_tables.tabled_recipe(found, folders)
         for path in recipe_tables.write_recipe_tables(tabled, folders, path=decisions.with_name("recipe_tables.csv"),
+                                                      earlier=recipe_tables.earlier_tabled_recipe(found, folders),
                                                       newest=found.recipe):
             print("wrote", path)
         if tabled != found.recipe:

@@ -112,19 +112,31 @@ TRAIN_TABLED_CELLS = ("`sier recipe tables --reference --corpus emodb --gammas n
                       "`--corpus ravdess`")
 
 
+def tabled_recipes(found, study_runs=None, seeds=(0, 1, 2)) -> list[dict]:
+    """The recipes the study has held (``found.recipes``, from :func:`sierlib.recipe.study`),
+    oldest first, whose 1-block Table 1 cells (without AL and each γ) have every fold x seed run
+    on both paper corpora."""
+    cells = [gamma for depth, gamma in TABLE1_CELLS if depth == 1]
+    return [candidate for _, candidate in found.recipes
+            if all(len(recipe_records(candidate, corpus, n_cnn_layers=1, gamma=gamma, study_runs=study_runs,
+                                      seeds=seeds)) == corpus_info(corpus).n_folds * len(seeds)
+                   for corpus in PAPER_CORPORA for gamma in cells)]
+
+
 def tabled_recipe(found, study_runs=None, seeds=(0, 1, 2)) -> dict:
     """The recipe that the tables, the headline, the report and the adversary study use: the newest
-    recipe the study has held (``found.recipes``, from :func:`sierlib.recipe.study`) whose 1-block
-    Table 1 cells (without AL and each γ) have every fold x seed run on both paper corpora. A stage
-    that changes the recipe does not empty the tables: they keep the recipe before it until the
-    new one's cells are trained (``sier recipe tables --reference``). The study's current recipe
-    when no recipe has them (a study in its first stages, or one of your own)."""
-    cells = [gamma for depth, gamma in TABLE1_CELLS if depth == 1]
-    for _, candidate in reversed(found.recipes):
-        if all(len(recipe_records(candidate, corpus, n_cnn_layers=1, gamma=gamma, study_runs=study_runs, seeds=seeds))
-               == corpus_info(corpus).n_folds * len(seeds) for corpus in PAPER_CORPORA for gamma in cells):
-            return candidate
-    return found.recipe
+    of :func:`tabled_recipes`. A stage that changes the recipe does not empty the tables: they keep
+    the recipe before it until the new one's cells are trained (``sier recipe tables --reference``).
+    The study's current recipe when no recipe has them (a study in its first stages, or your own)."""
+    done = tabled_recipes(found, study_runs, seeds)
+    return done[-1] if done else found.recipe
+
+
+def earlier_tabled_recipe(found, study_runs=None, seeds=(0, 1, 2)) -> dict | None:
+    """The tabled recipe before :func:`tabled_recipe` (None if there is none): its columns stand
+    beside the new recipe's in the tables, so that a reader sees what the stages between bought."""
+    done = tabled_recipes(found, study_runs, seeds)
+    return done[-2] if len(done) > 1 else None
 
 
 def recipe_curves(recipe: dict, corpus: str = "emodb", gammas=(None,), n_cnn_layers: int = 1,
@@ -243,30 +255,47 @@ def al_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
 CHOSEN_ROUNDING = {"val_chosen": 1, "without_AL_val": 1, "vs_without_AL_diff": 1, "permutation_p": 4}
 
 RECIPE_TABLE_COLUMNS = ["encoder", "n_cnn_layers", "gamma", "paper_acc", "literal_runs", "literal_acc", "literal_uar",
-                        "recipe_runs", "recipe_acc", "recipe_uar", "folds_paired", "vs_without_AL_diff", "fold_wins",
+                        "earlier_runs", "earlier_acc", "earlier_uar", "recipe_runs", "recipe_acc", "recipe_uar", "folds_paired", "vs_without_AL_diff", "fold_wins",
                         "fold_losses", "permutation_p"]
 
 
-def recipe_tables(recipe: dict, study_runs=None, reference_runs=None) -> pd.DataFrame:
+EARLIER_COLUMNS = {"recipe_runs": "earlier_runs", "recipe_acc": "earlier_acc", "recipe_uar": "earlier_uar"}
+CELL_KEY = ["corpus", "encoder", "n_cnn_layers", "gamma"]
+
+
+def recipe_tables(recipe: dict, study_runs=None, reference_runs=None, earlier: dict | None = None) -> pd.DataFrame:
     """:func:`recipe_comparison` of ``recipe`` on every corpus of the tables, one row per cell
-    that has runs, numbers rounded as committed in ``results/recipe_tables.csv``. The offline
-    setting is not in it (see :func:`write_recipe_tables`)."""
+    that has runs, numbers rounded as committed in ``results/recipe_tables.csv``; with an
+    ``earlier`` recipe (:func:`earlier_tabled_recipe`), its runs, accuracy and UAR in the same
+    cells beside the recipe's (``earlier_*``, blank where it has no runs). The offline setting
+    is not in it (see :func:`write_recipe_tables`)."""
     parts = [recipe_comparison(recipe, corpus, study_runs, reference_runs) for corpus in PAPER_CORPORA]
     parts = [part for part in parts if len(part)]
     if not parts:
         return pd.DataFrame()
     table = pd.concat(parts, ignore_index=True)
+    if earlier is not None:
+        before = pd.concat([recipe_comparison(earlier, corpus, study_runs, reference_runs) for corpus in PAPER_CORPORA],
+                           ignore_index=True)
+        before = (before[CELL_KEY + list(EARLIER_COLUMNS)].rename(columns=EARLIER_COLUMNS) if len(before)
+                  else pd.DataFrame(columns=CELL_KEY + list(EARLIER_COLUMNS.values())))
+        table = table.merge(before, on=CELL_KEY, how="left")
+        at = list(table.columns).index("recipe_runs")
+        order = [c for c in table.columns if c not in EARLIER_COLUMNS.values()]
+        table = table[order[:at] + list(EARLIER_COLUMNS.values()) + order[at:]]
+        table["earlier_runs"] = table.earlier_runs.astype("Int64")
     # 4 decimals for p: over 12 folds the exact sign-flip p can be 2 / 2**12 = 0.0005, not 0
     table = table.round(3).assign(permutation_p=table.permutation_p.round(4))
     return table.astype({c: "Int64" for c in ("paired_runs", "folds_paired", "fold_wins", "fold_losses")})
 
 
 def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path=RECIPE_TABLES,
-                        newest: dict | None = None) -> list[Path]:
+                        earlier: dict | None = None, newest: dict | None = None) -> list[Path]:
     """Write :func:`recipe_tables` to ``path`` (CSV) and a readable ``.md`` beside it: per corpus
     the cells, then the gamma chosen on validation (:func:`al_chosen_on_validation`), and apart,
     clearly labelled, the "offline" rows (each speaker standardised with its own audio), which
-    are never mixed into the tables. ``newest`` is the study's current recipe: where it differs
+    are never mixed into the tables. ``earlier`` adds an earlier recipe's columns (:func:`recipe_tables`).
+    ``newest`` is the study's current recipe: where it differs
     from ``recipe`` (:func:`tabled_recipe`) the ``.md`` says so and how to train its cells.
     Nothing is written while the recipe has no runs."""
 
@@ -274,7 +303,7 @@ def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path
         folder = Path(folder).resolve()
         return str(folder.relative_to(REPO_ROOT)) if folder.is_relative_to(REPO_ROOT) else str(folder)
 
-    table = recipe_tables(recipe, study_runs, reference_runs)
+    table = recipe_tables(recipe, study_runs, reference_runs, earlier)
     if not len(table):
         return []
     offline = [part for corpus in PAPER_CORPORA if len(part := recipe_comparison(
@@ -288,13 +317,16 @@ def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path
           "paired over folds with each fold's seeds averaged, exact sign-flip permutation_p. A cell with "
           "fewer runs than the others (recipe_runs, folds_paired) has not finished: its figures are "
           "provisional.\n")
+    if earlier is not None:
+        md += (f"\nearlier = the recipe before it that has the same 1-block cells, `{json.dumps(earlier, sort_keys=True)}`, "
+               "on the same folds and seeds: what the stages between bought.\n")
     if newest is not None and newest != recipe:
         md += (f"\nThe study has since decided a newer recipe, `{json.dumps(newest, sort_keys=True)}`, whose 1-block "
                "cells are not all trained yet; these tables keep the last recipe that has them (`tabled_recipe`). "
                f"To train the new one's: {TRAIN_TABLED_CELLS}\n")
     for corpus, rows in table.groupby("corpus", sort=False):
         md += (f"\n## {corpus_info(corpus).title}\n\n"
-               + markdown_table(rows[RECIPE_TABLE_COLUMNS].round({"vs_without_AL_diff": 1})))
+               + markdown_table(rows[[c for c in RECIPE_TABLE_COLUMNS if c in rows]].round({"vs_without_AL_diff": 1})))
         chosen = al_chosen_on_validation(rows)
         if len(chosen):
             md += ("\nγ chosen on the validation speakers (highest mean validation accuracy, %) against the "
@@ -304,7 +336,7 @@ def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path
         offline = pd.concat(offline, ignore_index=True).round(3)
         md += ("\n## Offline (kept apart: each speaker, test speakers included, standardised with its own "
                "audio; not comparable with the rows above)\n\n"
-               + markdown_table(offline[["corpus"] + RECIPE_TABLE_COLUMNS[:3] + RECIPE_TABLE_COLUMNS[7:10]]))
+               + markdown_table(offline[["corpus", "encoder", "n_cnn_layers", "gamma", "recipe_runs", "recipe_acc", "recipe_uar"]]))
     path = Path(path)
     written = [write_csv_atomic(table, path)]  # everything is computed before anything is written
     with atomic_write(path.with_suffix(".md")) as f:

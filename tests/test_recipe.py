@@ -413,7 +413,8 @@ def test_recipe_commands_keep_your_runs_apart_from_the_committed_study(tmp_path,
 
 def test_a_stage_that_changes_the_recipe_leaves_the_tables_with_the_last_recipe_whose_cells_are_trained(tmp_path):
     from sierlib.recipe import recipe_config
-    from sierlib.recipe_tables import TRAIN_TABLED_CELLS, tabled_recipe, write_recipe_tables
+    from sierlib.recipe_tables import (TRAIN_TABLED_CELLS, earlier_tabled_recipe, recipe_tables, tabled_recipe,
+                                       write_recipe_tables)
 
     both = ("emodb", "ravdess")
     stages = (Stage("lengths", (("padded", {"lengths": "padded"}), ("masked", {"lengths": "masked"})), corpora=both),
@@ -449,18 +450,24 @@ def test_a_stage_that_changes_the_recipe_leaves_the_tables_with_the_last_recipe_
     train(new, [1.25, 2.5], 0.60)
     assert tabled_recipe(found, tmp_path, seeds=(0,)) == old  # one γ still missing
     train(new, [3.33], 0.60)
-    assert tabled_recipe(found, tmp_path, seeds=(0,)) == new
+    assert tabled_recipe(found, tmp_path, seeds=(0,)) == new and earlier_tabled_recipe(found, tmp_path, seeds=(0,)) == old
+    table = recipe_tables(new, tmp_path, tmp_path / "reference", earlier=old)
+    cells = table.set_index(["corpus", "gamma"])
+    assert cells.loc[("ravdess", "without AL"), ["earlier_acc", "recipe_acc"]].tolist() == ["55.0 ± 0.0", "70.0 ± 0.0"]
+    assert cells.loc[("emodb", "2.5"), ["earlier_runs", "recipe_runs"]].tolist() == [5, 5]  # AL: seed 0 only
+    assert list(table.columns).index("earlier_acc") < list(table.columns).index("recipe_acc")
 
 
 def test_the_committed_decisions_and_recipe_tables_are_those_of_the_committed_runs(tmp_path):
     from sierlib.paths import RECIPE_TABLES
     from sierlib.recipe import DECISIONS, write_decisions
-    from sierlib.recipe_tables import recipe_tables, tabled_recipe
+    from sierlib.recipe_tables import earlier_tabled_recipe, recipe_tables, tabled_recipe
 
     found = study()
     write_decisions(found.decisions, tmp_path / "decisions.csv")
     assert DECISIONS.read_text() == (tmp_path / "decisions.csv").read_text(), "run `sier recipe decide --reference`"
-    assert RECIPE_TABLES.read_text() == recipe_tables(tabled_recipe(found)).to_csv(index=False), \
+    table = recipe_tables(tabled_recipe(found), earlier=earlier_tabled_recipe(found))
+    assert RECIPE_TABLES.read_text() == table.to_csv(index=False), \
         "run `sier recipe decide --reference`"
 
 

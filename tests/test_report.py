@@ -23,6 +23,25 @@ def test_the_readme_headline_table_is_the_generated_one():
     assert "make run" in first_screen and "make test" in first_screen
 
 
+def test_the_headline_shows_the_earlier_recipe_once_a_newer_one_is_tabled(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from sierlib.paths import RESULTS
+    from sierlib.report import headline_table
+
+    for name in ("table1.csv", "table2.csv", "recipe_tables.csv"):
+        shutil.copy(RESULTS / name, tmp_path / name)
+    assert "earlier recipe" not in headline_table(tmp_path)
+    tables = pd.read_csv(tmp_path / "recipe_tables.csv")
+    tables.insert(7, "earlier_acc", "12.5 ± 0.5")
+    tables.insert(8, "earlier_uar", "11.5 ± 0.5")
+    tables.to_csv(tmp_path / "recipe_tables.csv", index=False)
+    row = next(line for line in headline_table(tmp_path).splitlines() if line.startswith("| earlier recipe, without AL"))
+    assert row == "| earlier recipe, without AL | 12.5 ± 0.5 | 11.5 ± 0.5 | 12.5 ± 0.5 | 11.5 ± 0.5 |"
+
+
 def test_the_open_items_name_each_depth_whose_control_or_paper_adversary_lacks_seeds():
     import pandas as pd
 
