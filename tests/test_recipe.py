@@ -458,6 +458,21 @@ def test_a_stage_that_changes_the_recipe_leaves_the_tables_with_the_last_recipe_
     assert list(table.columns).index("earlier_acc") < list(table.columns).index("recipe_acc")
 
 
+def test_the_depth_is_chosen_on_validation_among_the_cells_without_al():
+    from sierlib.recipe_tables import depth_chosen_on_validation
+
+    comparison = pd.DataFrame({"encoder": ["2dcnn_bigru"] * 4 + ["tdnn_bilstm"],
+                               "n_cnn_layers": [1, 2, 2, 3, 1], "gamma": ["without AL", "without AL", "2.5", "without AL",
+                                                                          "without AL"],
+                               "recipe_runs": [15, 15, 15, 10, 15], "recipe_val_mean": [60.0, 62.0, 70.0, 55.0, 80.0],
+                               "recipe_acc": ["58.0 ± 1.0", "57.0 ± 2.0", "65.0 ± 1.0", "50.0 ± 3.0", "75.0 ± 1.0"]})
+    row = depth_chosen_on_validation(comparison).iloc[0]  # AL cells and the earlier encoders do not compete
+    assert (row.depth_chosen, row.val_chosen, row.test_chosen) == (2, 62.0, "57.0 ± 2.0")
+    assert (row.depths_compared, row.runs_per_depth, row.one_block_test) == ("1 2 3", "15 15 10", "58.0 ± 1.0")
+    assert depth_chosen_on_validation(comparison[comparison.n_cnn_layers != 2]).iloc[0].depth_chosen == 1
+    assert depth_chosen_on_validation(comparison[comparison.n_cnn_layers == 1]).empty
+
+
 def test_the_committed_decisions_and_recipe_tables_are_those_of_the_committed_runs(tmp_path):
     from sierlib.paths import RECIPE_TABLES
     from sierlib.recipe import DECISIONS, write_decisions
