@@ -273,9 +273,10 @@ def depth_chosen_on_validation(comparison: pd.DataFrame) -> pd.DataFrame:
 CHOSEN_ROUNDING = {"val_chosen": 1, "without_AL_val": 1, "one_block_val": 1, "vs_without_AL_diff": 1,
                    "permutation_p": 4}
 
+# the columns of results/recipe_tables.md; earlier_* only once an earlier recipe is tabled
 RECIPE_TABLE_COLUMNS = ["encoder", "n_cnn_layers", "gamma", "paper_acc", "literal_runs", "literal_acc", "literal_uar",
-                        "earlier_runs", "earlier_acc", "earlier_uar", "recipe_runs", "recipe_acc", "recipe_uar", "folds_paired", "vs_without_AL_diff", "fold_wins",
-                        "fold_losses", "permutation_p"]
+                        "earlier_runs", "earlier_acc", "earlier_uar", "recipe_runs", "recipe_acc", "recipe_uar",
+                        "folds_paired", "vs_without_AL_diff", "fold_wins", "fold_losses", "permutation_p"]
 
 
 EARLIER_COLUMNS = {"recipe_runs": "earlier_runs", "recipe_acc": "earlier_acc", "recipe_uar": "earlier_uar"}
@@ -313,10 +314,10 @@ def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path
     """Write :func:`recipe_tables` to ``path`` (CSV) and a readable ``.md`` beside it: per corpus
     the cells, then the gamma chosen on validation (:func:`al_chosen_on_validation`), and apart,
     clearly labelled, the "offline" rows (each speaker standardised with its own audio), which
-    are never mixed into the tables. ``earlier`` adds an earlier recipe's columns (:func:`recipe_tables`).
-    ``newest`` is the study's current recipe: where it differs
-    from ``recipe`` (:func:`tabled_recipe`) the ``.md`` says so and how to train its cells.
-    Nothing is written while the recipe has no runs."""
+    are never mixed into the tables. ``earlier`` adds an earlier recipe's columns
+    (:func:`recipe_tables`). ``newest`` is the study's current recipe: where it differs from
+    ``recipe`` (:func:`tabled_recipe`) the ``.md`` says so and how to train its cells. Nothing
+    is written while the recipe has no runs."""
 
     def shown(folder):
         folder = Path(folder).resolve()
@@ -359,7 +360,8 @@ def write_recipe_tables(recipe: dict, study_runs=None, reference_runs=None, path
         offline = pd.concat(offline, ignore_index=True).round(3)
         md += ("\n## Offline (kept apart: each speaker, test speakers included, standardised with its own "
                "audio; not comparable with the rows above)\n\n"
-               + markdown_table(offline[["corpus", "encoder", "n_cnn_layers", "gamma", "recipe_runs", "recipe_acc", "recipe_uar"]]))
+               + markdown_table(offline[["corpus", "encoder", "n_cnn_layers", "gamma", "recipe_runs", "recipe_acc",
+                                         "recipe_uar"]]))
     path = Path(path)
     written = [write_csv_atomic(table, path)]  # everything is computed before anything is written
     with atomic_write(path.with_suffix(".md")) as f:
